@@ -1,0 +1,280 @@
+"""The driver contracts: what a storage, network or isolation driver implements.
+
+A driver is registered, not imported: a plugin's `dockyard_register_drivers(register)` hook calls
+`register.storage(...)`, `register.network(...)` or `register.isolation(...)` with a factory. The core
+builds a driver with a context (where its state lives, its options) and talks to it only through the
+protocols below. Construction does no I/O; `available()` says whether this host can use the driver
+and, if not, why.
+
+Storage follows the containers/storage split: base operations (create, create read-write, remove,
+mount, unmount, exists, status, cleanup) and diff operations (apply diff, diff, changes, diff size).
+Layer and container ids are opaque to the driver; the core hands it 64-hex names.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from dockyard.core.errors import DriverNotSupported, DriverPrerequisites, NotFoundError
+
+__all__ = [
+    "Availability",
+    "Change",
+    "ChangeKind",
+    "DriverContext",
+    "DriverEntry",
+    "DriverKind",
+    "DriverRegistry",
+    "IsolationDriver",
+    "LayerDiff",
+    "NetworkDriver",
+    "StorageDriver",
+    "select_driver",
+]
+
+
+class DriverKind(enum.StrEnum):
+    """The three kinds of driver a container is assembled from."""
+
+    STORAGE = "storage"
+    NETWORK = "network"
+    ISOLATION = "isolation"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a driver can be used on this host; `reason` explains a refusal.
+
+    `missing` distinguishes "install something and it will work" (prerequisites missing) from "this host
+    cannot run it" (not supported), the two refusals a user acts on differently.
+    """
+
+    usable: bool
+    reason: str = ""
+    missing: bool = False
+
+    def raise_if_unusable(self, name: str) -> None:
+        """Raise the matching driver error when the driver cannot be used."""
+        if self.usable:
+            return
+        error = DriverPrerequisites if self.missing else DriverNotSupported
+        raise error(f"{name} driver unavailable: {self.reason}")
+
+
+@dataclass(frozen=True)
+class DriverContext:
+    """What a driver is given when it is built: its own state directory and its options."""
+
+    home: Path
+    run_dir: Path
+    rootless: bool
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """What applying a layer diff produced: the uncompressed tar's digest and its size in bytes."""
+
+    digest: str
+    size: int
+
+
+class ChangeKind(enum.StrEnum):
+    """One letter per change, as `docker diff` prints them."""
+
+    ADDED = "A"
+    CHANGED = "C"
+    DELETED = "D"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A path (absolute inside the container) and how it differs from the parent layer."""
+
+    path: str
+    kind: ChangeKind
+
+
+@runtime_checkable
+class StorageDriver(Protocol):
+    """Layers and container root filesystems on one kind of storage."""
+
+    name: str
+
+    def available(self) -> Availability:
+        """Say whether this host can use the driver, and why not."""
+
+    def status(self) -> dict[str, str]:
+        """Key/value facts for `dockyard info` (backing filesystem, layer count, ...)."""
+
+    def create_layer(self, layer_id: str, parent: str | None) -> None:
+        """Create an empty read-only layer on top of `parent` (None for a base layer)."""
+
+    def create_rw(self, container_id: str, parent: str | None) -> None:
+        """Create a container's read-write layer on top of an image's top layer."""
+
+    def exists(self, layer_id: str) -> bool:
+        """Whether the layer or container layer exists."""
+
+    def remove(self, layer_id: str) -> None:
+        """Remove a layer; removing a mounted layer raises a ConflictError."""
+
+    def mount(self, layer_id: str) -> Path:
+        """Make the layer's full tree available and return where; mounts are reference counted."""
+
+    def unmount(self, layer_id: str) -> None:
+        """Drop one reference taken by `mount`, unmounting when none remain."""
+
+    def apply_diff(self, layer_id: str, archive: BinaryIO) -> LayerDiff:
+        """Apply an uncompressed OCI layer tar (whiteouts included) to an empty layer.
+
+        Nothing outside the layer may be created, changed or removed, whatever the archive holds.
+        """
+
+    def diff(self, layer_id: str) -> Iterator[bytes]:
+        """The layer's changes against its parent as an OCI layer tar stream, in chunks."""
+
+    def changes(self, layer_id: str) -> list[Change]:
+        """The layer's changes against its parent, path by path."""
+
+    def diff_size(self, layer_id: str) -> int:
+        """The size in bytes of what the layer adds to its parent."""
+
+    def cleanup(self) -> None:
+        """Release whatever the driver holds for this process (mounts it no longer needs)."""
+
+
+@runtime_checkable
+class NetworkDriver(Protocol):
+    """Network attachments for containers: validate, set up, tear down (idempotently)."""
+
+    name: str
+
+    def available(self) -> Availability:
+        """Say whether this host can use the driver, and why not."""
+
+
+@runtime_checkable
+class IsolationDriver(Protocol):
+    """Spawns container processes inside their isolation and joins them for exec."""
+
+    name: str
+
+    def available(self) -> Availability:
+        """Say whether this host can use the driver, and why not."""
+
+
+DriverFactory = Callable[[DriverContext], object]
+
+
+@dataclass(frozen=True)
+class DriverEntry:
+    """One registered driver: its kind, name, how to build it, who registered it, its priority.
+
+    A higher priority wins automatic selection; 0 means "only when named or already in use".
+    """
+
+    kind: DriverKind
+    name: str
+    factory: DriverFactory
+    plugin: str
+    priority: int = 0
+    description: str = ""
+
+
+class DriverRegistry:
+    """Collects the drivers plugins register; passed to `dockyard_register_drivers`."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[DriverKind, str], DriverEntry] = {}
+
+    def _add(self, entry: DriverEntry) -> None:
+        key = (entry.kind, entry.name)
+        if key in self._entries:
+            other = self._entries[key].plugin
+            raise ValueError(
+                f"{entry.kind} driver {entry.name!r} registered twice ({other}, {entry.plugin})"
+            )
+        self._entries[key] = entry
+
+    def storage(
+        self, name: str, factory: DriverFactory, *, plugin: str, priority: int = 0,
+        description: str = "",
+    ) -> None:
+        """Register a storage driver built by `factory(context)`."""
+        self._add(DriverEntry(DriverKind.STORAGE, name, factory, plugin, priority, description))
+
+    def network(
+        self, name: str, factory: DriverFactory, *, plugin: str, priority: int = 0,
+        description: str = "",
+    ) -> None:
+        """Register a network driver built by `factory(context)`."""
+        self._add(DriverEntry(DriverKind.NETWORK, name, factory, plugin, priority, description))
+
+    def isolation(
+        self, name: str, factory: DriverFactory, *, plugin: str, priority: int = 0,
+        description: str = "",
+    ) -> None:
+        """Register an isolation driver built by `factory(context)`."""
+        self._add(DriverEntry(DriverKind.ISOLATION, name, factory, plugin, priority, description))
+
+    def of_kind(self, kind: DriverKind) -> list[DriverEntry]:
+        """Every driver of one kind, highest priority first, then by name."""
+        found = [entry for (k, _), entry in self._entries.items() if k is kind]
+        return sorted(found, key=lambda entry: (-entry.priority, entry.name))
+
+    def get(self, kind: DriverKind, name: str) -> DriverEntry:
+        """The named driver, or a NotFoundError that lists the ones there are."""
+        try:
+            return self._entries[(kind, name)]
+        except KeyError:
+            names = ", ".join(entry.name for entry in self.of_kind(kind)) or "none"
+            raise NotFoundError(
+                f"unknown {kind} driver {name!r} (available: {names})"
+            ) from None
+
+
+def select_driver(
+    registry: DriverRegistry,
+    kind: DriverKind,
+    *,
+    explicit: str | None,
+    in_use: Callable[[str], bool],
+    build: Callable[[DriverEntry], object],
+) -> DriverEntry:
+    """Pick a driver: the one named, else the one whose state is already on disk, else by priority.
+
+    `in_use(name)` tells whether a driver has state on disk; `build(entry)` makes a driver so its
+    availability can be asked. A named driver that this host cannot use raises its refusal; when no
+    driver is usable every refusal is listed.
+    """
+    if explicit:
+        return registry.get(kind, explicit)
+    entries = registry.of_kind(kind)
+    for entry in entries:
+        if in_use(entry.name):
+            return entry
+    refusals = []
+    for entry in entries:
+        if entry.priority <= 0:
+            continue
+        availability = _availability(build(entry))
+        if availability.usable:
+            return entry
+        refusals.append(f"{entry.name}: {availability.reason}")
+    detail = "; ".join(refusals) or "no driver registered"
+    raise DriverNotSupported(f"no usable {kind} driver ({detail})")
+
+
+def _availability(driver: object) -> Availability:
+    check = getattr(driver, "available", None)
+    if check is None:
+        return Availability(False, "driver has no available() method")
+    result = check()
+    if not isinstance(result, Availability):
+        return Availability(False, "driver's available() did not return an Availability")
+    return result

@@ -1,0 +1,97 @@
+"""Dockyard's exceptions, all in one place.
+
+    DockyardError                 anything Dockyard reports to a user (exit status 125)
+    ├── UsageError                the user asked for something malformed (bad flag value, bad reference)
+    │   ├── InvalidReference      an image reference that does not parse
+    │   └── InvalidDigest         a digest that is not `algorithm:lowercase-hex` of the right length
+    ├── NotFoundError             no such image, container, driver, ...
+    │   └── AmbiguousIdError      an id prefix that matches more than one object
+    ├── ConflictError             the operation would break something (image in use, tag exists, ...)
+    ├── StoreError                on-disk state is unreadable or a write failed
+    ├── ContentError              content does not match its digest, size or declared type
+    ├── UnsafeLayerError          a layer archive tries to reach outside its layer
+    └── DriverError               a driver could not do what was asked
+        ├── DriverNotSupported    this host cannot run the driver at all (wrong kernel, filesystem, ...)
+        ├── DriverPrerequisites   the host could, but something is missing (a package, a module, a mount)
+        └── DriverFailed          the driver tried and the operation failed
+
+Backend errors (OSError, netlink and btrfs errors) are translated into these at the boundary with
+`raise ... from exc`, so the CLI can print one line and keep the traceback for `--log-level debug`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousIdError",
+    "ConflictError",
+    "ContentError",
+    "DockyardError",
+    "DriverError",
+    "DriverFailed",
+    "DriverNotSupported",
+    "DriverPrerequisites",
+    "InvalidDigest",
+    "InvalidReference",
+    "NotFoundError",
+    "StoreError",
+    "UnsafeLayerError",
+    "UsageError",
+]
+
+
+class DockyardError(Exception):
+    """Base of every error Dockyard reports; `exit_code` follows Docker's CLI (125 = engine error)."""
+
+    exit_code: int = 125
+
+
+class UsageError(DockyardError):
+    """The request itself is malformed."""
+
+
+class InvalidReference(UsageError):
+    """An image reference does not follow the distribution reference grammar."""
+
+
+class InvalidDigest(UsageError):
+    """A digest is not `algorithm:hex` with a known algorithm and the exact hex length."""
+
+
+class NotFoundError(DockyardError):
+    """The named object does not exist."""
+
+
+class AmbiguousIdError(NotFoundError):
+    """An id prefix matches more than one object."""
+
+
+class ConflictError(DockyardError):
+    """The operation conflicts with the current state (in use, already exists)."""
+
+
+class StoreError(DockyardError):
+    """On-disk state could not be read or written."""
+
+
+class ContentError(DockyardError):
+    """Content does not match its digest, size or declared media type."""
+
+
+class UnsafeLayerError(DockyardError):
+    """A layer archive contains an entry that would escape or corrupt the layer."""
+
+
+class DriverError(DockyardError):
+    """A driver could not perform an operation."""
+
+
+class DriverNotSupported(DriverError):
+    """The driver cannot work on this host at all."""
+
+
+class DriverPrerequisites(DriverError):
+    """The driver could work on this host, but something it needs is missing."""
+
+
+class DriverFailed(DriverError):
+    """The driver attempted the operation and it failed."""

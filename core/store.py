@@ -1,0 +1,143 @@
+"""On-disk state primitives: atomic record writes, file locks, scratch space and ids.
+
+Every record is written to a temporary file in the same directory, flushed to disk and renamed over
+the old one, so a reader sees the old record or the new one and a killed writer leaves at most a
+stray temporary file. Read-modify-write sequences hold an exclusive `flock`, which the kernel drops
+when the holder dies, so a killed command never leaves a lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dockyard.core.errors import StoreError
+
+__all__ = [
+    "TEMP_PREFIX",
+    "atomic_write",
+    "clean_stale_scratch",
+    "file_lock",
+    "new_id",
+    "read_json",
+    "scratch_dir",
+    "write_json",
+]
+
+TEMP_PREFIX = ".tmp-"
+
+
+def new_id() -> str:
+    """A fresh random 64-hex id, the shape Docker uses for containers."""
+    return secrets.token_hex(32)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace `path` with `data` so that no reader ever sees a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, record: Any) -> None:
+    """Atomically write a JSON record."""
+    atomic_write(path, json.dumps(record, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Read a JSON record; a missing file gives `default`, a corrupt one a StoreError."""
+    try:
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        if default is None:
+            raise
+        return default
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Iterator[bool]:
+    """Hold an flock on `path` (created if needed); yields False when non-blocking and busy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if not blocking:
+            flags |= fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) and not blocking:
+                yield False
+                return
+            raise
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path) -> Iterator[Path]:
+    """A private working directory under `parent`, removed afterwards.
+
+    Its lock file is taken before the directory exists and held while it is in use, so
+    `clean_stale_scratch` can tell a directory left by a killed command from one still in use.
+    """
+    path = parent / f"{TEMP_PREFIX}{new_id()[:16]}"
+    lock = path.with_name(path.name + ".lock")
+    try:
+        with file_lock(lock):
+            path.mkdir()
+            yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+
+
+def clean_stale_scratch(parent: Path) -> list[Path]:
+    """Remove scratch directories (and their locks) whose owner died; returns what was removed."""
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    for lock in parent.glob(f"{TEMP_PREFIX}*.lock"):
+        with file_lock(lock, blocking=False) as acquired:
+            if not acquired:
+                continue
+            path = lock.with_name(lock.name.removesuffix(".lock"))
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+    return removed

@@ -1,0 +1,9 @@
+"""Dockyard's built-in plugins.
+
+Each entry is an import string registered exactly as a third party's entry point would be: the core
+loads this list through the plugin manager and never imports a driver module itself.
+"""
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "dockyard.plugins.storage.vfs",
+)
