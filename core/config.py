@@ -63,14 +63,17 @@ def config_files(rootless: bool, environ: Mapping[str, str]) -> list[Path]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        text = path.read_text()
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc}") from exc
+    import tomllib  # only when a config file exists: it costs startup time
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"cannot read config file {path}: {exc}") from exc
     unknown = set(data) - set(_PATH_KEYS) - set(_TEXT_KEYS)
     if unknown:

@@ -196,27 +196,40 @@ class DriverRegistry:
         key = (entry.kind, entry.name)
         if key in self._entries:
             other = self._entries[key].plugin
-            raise ValueError(
-                f"{entry.kind} driver {entry.name!r} registered twice ({other}, {entry.plugin})"
-            )
+            raise ValueError(f"{entry.kind} driver {entry.name!r} registered twice ({other}, {entry.plugin})")
         self._entries[key] = entry
 
     def storage(
-        self, name: str, factory: DriverFactory, *, plugin: str, priority: int = 0,
+        self,
+        name: str,
+        factory: DriverFactory,
+        *,
+        plugin: str,
+        priority: int = 0,
         description: str = "",
     ) -> None:
         """Register a storage driver built by `factory(context)`."""
         self._add(DriverEntry(DriverKind.STORAGE, name, factory, plugin, priority, description))
 
     def network(
-        self, name: str, factory: DriverFactory, *, plugin: str, priority: int = 0,
+        self,
+        name: str,
+        factory: DriverFactory,
+        *,
+        plugin: str,
+        priority: int = 0,
         description: str = "",
     ) -> None:
         """Register a network driver built by `factory(context)`."""
         self._add(DriverEntry(DriverKind.NETWORK, name, factory, plugin, priority, description))
 
     def isolation(
-        self, name: str, factory: DriverFactory, *, plugin: str, priority: int = 0,
+        self,
+        name: str,
+        factory: DriverFactory,
+        *,
+        plugin: str,
+        priority: int = 0,
         description: str = "",
     ) -> None:
         """Register an isolation driver built by `factory(context)`."""
@@ -233,9 +246,7 @@ class DriverRegistry:
             return self._entries[(kind, name)]
         except KeyError:
             names = ", ".join(entry.name for entry in self.of_kind(kind)) or "none"
-            raise NotFoundError(
-                f"unknown {kind} driver {name!r} (available: {names})"
-            ) from None
+            raise NotFoundError(f"unknown {kind} driver {name!r} (available: {names})") from None
 
 
 def select_driver(

@@ -11,17 +11,16 @@ import os
 from dataclasses import dataclass, field
 
 import pluggy
-import structlog
-
 from dockyard.core import hookspecs
 from dockyard.core.drivers import DriverRegistry
+from dockyard.core.log import get_logger
 
 __all__ = ["AUTOLOAD_SWITCH", "ENTRY_POINT_GROUP", "Hooks", "PluginInfo", "load_plugins"]
 
 ENTRY_POINT_GROUP = "dockyard"
 AUTOLOAD_SWITCH = "DOCKYARD_DISABLE_PLUGIN_AUTOLOAD"
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,7 @@ class Hooks:
 
     def container_created(self, *, container_id: str, name: str, image: str) -> None:
         """Tell plugins a container was created."""
-        self.manager.hook.dockyard_container_created(
-            container_id=container_id, name=name, image=image
-        )
+        self.manager.hook.dockyard_container_created(container_id=container_id, name=name, image=image)
 
     def container_started(self, *, container_id: str, pid: int) -> None:
         """Tell plugins a container's process started."""
@@ -53,9 +50,7 @@ class Hooks:
 
     def container_stopped(self, *, container_id: str, exit_code: int) -> None:
         """Tell plugins a container's process ended."""
-        self.manager.hook.dockyard_container_stopped(
-            container_id=container_id, exit_code=exit_code
-        )
+        self.manager.hook.dockyard_container_stopped(container_id=container_id, exit_code=exit_code)
 
     def container_removed(self, *, container_id: str) -> None:
         """Tell plugins a container was removed."""

@@ -1,0 +1,448 @@
+"""Image commands: images, import, tag, rmi, history, inspect, image prune, and the `image` group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import click
+from dockyard.core.engine import Engine
+from dockyard.core.errors import DockyardError, UsageError
+from dockyard.core.images import Image, short_id
+
+pass_engine = click.make_pass_decorator(Engine)
+
+IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_DIGEST_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_HEADERS = {
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "ID": "IMAGE ID",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "Size": "SIZE",
+    "Containers": "CONTAINERS",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+    "VirtualSize": "VIRTUAL SIZE",
+}
+HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_HEADERS = {
+    "ID": "IMAGE",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "CreatedBy": "CREATED BY",
+    "Size": "SIZE",
+    "Comment": "COMMENT",
+}
+
+
+def _display_id(image_id: str, no_trunc: bool) -> str:
+    return image_id if no_trunc else short_id(image_id)
+
+
+def _go_time(created: str) -> str:
+    """Docker's CreatedAt spelling: `2024-01-02 03:04:05 +0000 UTC`."""
+    date, _, rest = created.partition("T")
+    return f"{date} {rest[:8]} +0000 UTC" if rest else created
+
+
+def _since(created: str) -> str:
+    from dockyard.core.formatting import human_duration_ago
+    from dockyard.core.timestamps import seconds_since
+
+    seconds = seconds_since(created)
+    return "N/A" if seconds is None else human_duration_ago(seconds)
+
+
+def _image_rows(images: Iterable[Image], *, no_trunc: bool, digests: bool) -> list[dict[str, Any]]:
+    from dockyard.core.formatting import human_size
+    from dockyard.core.reference import parse_reference
+
+    rows = []
+    for image in images:
+        base = {
+            "Containers": "N/A",
+            "CreatedAt": _go_time(image.created),
+            "CreatedSince": _since(image.created),
+            "ID": _display_id(image.id, no_trunc),
+            "SharedSize": "N/A",
+            "Size": human_size(image.size),
+            "UniqueSize": "N/A",
+            "VirtualSize": human_size(image.size),
+        }
+        digest_by_name = {}
+        for ref in image.repo_digests:
+            parsed = parse_reference(ref, default_tag=None)
+            digest_by_name[parsed.familiar_name()] = parsed.digest or "<none>"
+        tagged = [parse_reference(ref) for ref in image.repo_tags]
+        if not tagged:
+            names = list(digest_by_name) or ["<none>"]
+            for name in names:
+                digest = digest_by_name.get(name, "<none>")
+                rows.append({**base, "Repository": name, "Tag": "<none>", "Digest": digest})
+        for ref in tagged:
+            name = ref.familiar_name()
+            digest = digest_by_name.get(name, "<none>") if digests else "<none>"
+            rows.append({**base, "Repository": name, "Tag": ref.tag or "<none>", "Digest": digest})
+    return rows
+
+
+def _matches_filters(image: Image, filters: list[tuple[str, str]], repository: str | None) -> bool:
+    import fnmatch
+
+    from dockyard.core.reference import parse_reference
+
+    familiar = [parse_reference(ref).familiar() for ref in image.repo_tags]
+    if repository is not None:
+        wanted = repository if ":" in repository.rpartition("/")[2] else None
+        names = [tag.rpartition(":")[0] for tag in familiar]
+        if wanted is not None and wanted not in familiar:
+            return False
+        if wanted is None and repository not in names:
+            return False
+    for key, value in filters:
+        if key == "dangling":
+            if (not image.repo_tags) != (value.lower() in ("true", "1")):
+                return False
+        elif key == "reference":
+            if not any(fnmatch.fnmatchcase(name, value) for name in familiar):
+                return False
+        elif key == "label":
+            name, has_value, expected = value.partition("=")
+            labels = (image.config.get("config") or {}).get("Labels") or {}
+            if name not in labels or (has_value and labels[name] != expected):
+                return False
+    return True
+
+
+def _parse_filters(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    filters = []
+    for value in values:
+        key, sep, argument = value.partition("=")
+        if not sep or key not in ("dangling", "reference", "label"):
+            raise UsageError(f"invalid filter {value!r} (supported: dangling, reference, label)")
+        filters.append((key, argument))
+    return filters
+
+
+@click.command("images")
+@click.argument("repository", required=False)
+@click.option(
+    "-a", "--all", "show_all", is_flag=True, help="Show all images (default hides intermediate images)."
+)
+@click.option("--digests", is_flag=True, help="Show digests.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided.")
+@click.option("--format", "template", help="Format output using a Go template, 'table' or 'json'.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@pass_engine
+def images(
+    engine: Engine,
+    repository: str | None,
+    show_all: bool,
+    digests: bool,
+    filters: tuple[str, ...],
+    template: str | None,
+    no_trunc: bool,
+    quiet: bool,
+) -> None:
+    """List images."""
+    from dockyard.core.cli.output import echo_rows
+
+    parsed_filters = _parse_filters(filters)
+    has_state = engine.settings.storage_driver or engine.storage_names_on_disk()
+    stored = engine.images.list() if has_state else []
+    parents = {image.parent for image in stored if image.parent}
+    shown = [
+        image
+        for image in stored
+        if (show_all or image.repo_tags or image.id not in parents)
+        and _matches_filters(image, parsed_filters, repository)
+    ]
+    if quiet:
+        seen: dict[str, None] = {}
+        for image in shown:
+            seen.setdefault(_display_id(image.id, no_trunc), None)
+        for image_id in seen:
+            click.echo(image_id)
+        return
+    rows = _image_rows(shown, no_trunc=no_trunc, digests=digests)
+    echo_rows(
+        rows,
+        template=template,
+        headers=IMAGES_HEADERS,
+        default=IMAGES_DIGEST_TABLE if digests else IMAGES_TABLE,
+    )
+
+
+@click.command("import")
+@click.argument("source")
+@click.argument("reference", required=False)
+@click.option(
+    "-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image."
+)
+@click.option("-m", "--message", default="", help="Set commit message for imported image.")
+@pass_engine
+def import_(
+    engine: Engine, source: str, reference: str | None, changes: tuple[str, ...], message: str
+) -> None:
+    """Import the contents from a tarball to create a filesystem image."""
+    from dockyard.core.image_ops import import_image
+
+    if source == "-":
+        image = import_image(
+            engine,
+            sys.stdin.buffer,
+            source_name="-",
+            reference=reference,
+            changes=list(changes),
+            message=message,
+        )
+    else:
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below, after the import
+        except OSError as exc:
+            raise UsageError(f"cannot open {source}: {exc.strerror}") from exc
+        with stream:
+            image = import_image(
+                engine,
+                stream,
+                source_name=source,
+                reference=reference,
+                changes=list(changes),
+                message=message,
+            )
+    click.echo(image.id)
+
+
+@click.command("tag")
+@click.argument("source")
+@click.argument("target")
+@pass_engine
+def tag(engine: Engine, source: str, target: str) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    from dockyard.core.image_ops import tag_image
+
+    tag_image(engine, source, target)
+
+
+@click.command("rmi")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Force removal of the image.")
+@click.option(
+    "--no-prune", is_flag=True, help="Accepted for compatibility: untagged parents are kept anyway."
+)
+@pass_engine
+@click.pass_context
+def rmi(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool, no_prune: bool) -> None:
+    """Remove one or more images."""
+    from dockyard.core.image_ops import remove_image
+
+    failures = 0
+    for name in names:
+        try:
+            report = remove_image(engine, name, force=force)
+        except DockyardError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failures += 1
+            continue
+        for reference in report.untagged:
+            click.echo(f"Untagged: {reference}")
+        for image_id in report.deleted:
+            click.echo(f"Deleted: {image_id}")
+    if failures:
+        ctx.exit(125)
+
+
+@click.command("history")
+@click.argument("name")
+@click.option(
+    "-H",
+    "--human",
+    type=bool,
+    default=True,
+    show_default=True,
+    help="Print sizes and dates in human readable format.",
+)
+@click.option("--format", "template", help="Format output using a Go template.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@pass_engine
+def history(
+    engine: Engine, name: str, human: bool, template: str | None, no_trunc: bool, quiet: bool
+) -> None:
+    """Show the history of an image."""
+    from dockyard.core.cli.output import echo_rows
+    from dockyard.core.formatting import human_size
+
+    image = engine.images.resolve(name)
+    sizes = [record.size if record else 0 for record in (engine.layers.get(chain) for chain in image.layers)]
+    entries = image.config.get("history") or [{"created": image.created}] * len(image.layers)
+    rows = []
+    layer_index = 0
+    for entry in entries:
+        size = 0
+        if not entry.get("empty_layer") and layer_index < len(sizes):
+            size = sizes[layer_index]
+            layer_index += 1
+        created_by = str(entry.get("created_by", ""))
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append(
+            {
+                "ID": "<missing>",
+                "CreatedAt": _go_time(str(entry.get("created", ""))),
+                "CreatedSince": _since(str(entry.get("created", "")))
+                if human
+                else str(entry.get("created", "")),
+                "CreatedBy": created_by,
+                "Size": human_size(size) if human else str(size),
+                "Comment": str(entry.get("comment", "")),
+            }
+        )
+    rows.reverse()
+    if rows:
+        rows[0]["ID"] = _display_id(image.id, no_trunc)
+    if quiet:
+        for row in rows:
+            click.echo(row["ID"])
+        return
+    echo_rows(rows, template=template, default=HISTORY_TABLE, headers=HISTORY_HEADERS)
+
+
+def _inspect_image(engine: Engine, image: Image) -> dict[str, Any]:
+    from dockyard.core.reference import parse_reference
+
+    runtime = {
+        "Hostname": "",
+        "Domainname": "",
+        "User": "",
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "Tty": False,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "Env": None,
+        "Cmd": None,
+        "Image": "",
+        "Volumes": None,
+        "WorkingDir": "",
+        "Entrypoint": None,
+        "OnBuild": None,
+        "Labels": None,
+    }
+    runtime.update(image.config.get("config") or {})
+    tag_times = [when for when in image.tagged_at.values() if when]
+    return {
+        "Id": image.id,
+        "RepoTags": [parse_reference(ref).familiar() for ref in image.repo_tags],
+        "RepoDigests": [parse_reference(ref, default_tag=None).familiar() for ref in image.repo_digests],
+        "Parent": image.parent or "",
+        "Comment": image.config.get("comment", ""),
+        "Created": image.created,
+        "DockerVersion": "",
+        "Author": image.config.get("author", ""),
+        "Config": runtime,
+        "Architecture": image.config.get("architecture", ""),
+        "Variant": image.config.get("variant"),
+        "Os": image.config.get("os", ""),
+        "Size": image.size,
+        "GraphDriver": {"Name": engine.storage_name, "Data": None},
+        "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+        "Metadata": {"LastTagTime": max(tag_times) if tag_times else "0001-01-01T00:00:00Z"},
+    }
+
+
+def _print_inspected(objects: list[dict[str, Any]], template: str | None) -> None:
+    from dockyard.core.cli.output import echo_json
+
+    if template is None:
+        echo_json(objects)
+        return
+    from dockyard.core.formatting import render
+
+    for obj in objects:
+        click.echo(render(template, obj))
+
+
+def _inspect_command(name: str, help_text: str) -> click.Command:
+    @click.command(name, help=help_text)
+    @click.argument("names", nargs=-1, required=True)
+    @click.option("-f", "--format", "template", help="Format output using a Go template.")
+    @click.option("--type", "kind", type=click.Choice(["image"]), help="Only inspect objects of this type.")
+    @pass_engine
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        engine: Engine,
+        names: tuple[str, ...],
+        template: str | None,
+        kind: str | None,
+    ) -> None:
+        found = []
+        failures = 0
+        for object_name in names:
+            try:
+                found.append(_inspect_image(engine, engine.images.resolve(object_name)))
+            except DockyardError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                failures += 1
+        _print_inspected(found, template)
+        if failures:
+            ctx.exit(125)
+
+    return command
+
+
+inspect = _inspect_command("inspect", "Return low-level information on Dockyard objects.")
+
+
+@click.command("prune")
+@click.option(
+    "-a", "--all", "all_unused", is_flag=True, help="Remove all unused images, not just dangling ones."
+)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@pass_engine
+def prune(engine: Engine, all_unused: bool, force: bool) -> None:
+    """Remove unused images."""
+    from dockyard.core.formatting import human_size
+    from dockyard.core.image_ops import prune_images
+
+    warning = (
+        "WARNING! This will remove all images without at least one container associated to them."
+        if all_unused
+        else "WARNING! This will remove all dangling images."
+    )
+    if not force and not click.confirm(f"{warning}\nAre you sure you want to continue?", default=False):
+        return
+    report = prune_images(engine, all_unused=all_unused)
+    if report.deleted:
+        click.echo("Deleted Images:")
+        for reference in report.untagged:
+            click.echo(f"untagged: {reference}")
+        for image_id in report.deleted:
+            click.echo(f"deleted: {image_id}")
+        click.echo()
+    click.echo(f"Total reclaimed space: {human_size(report.reclaimed)}")
+
+
+@click.group("image")
+def image() -> None:
+    """Manage images."""
+
+
+image.add_command(images, "ls")
+image.add_command(images, "list")
+image.add_command(rmi, "rm")
+image.add_command(rmi, "remove")
+image.add_command(import_, "import")
+image.add_command(tag, "tag")
+image.add_command(history, "history")
+image.add_command(prune, "prune")
+image.add_command(
+    _inspect_command("inspect", "Display detailed information on one or more images."), "inspect"
+)

@@ -1,0 +1,168 @@
+"""The `dockyard` entry point: global options, lazy subcommands, and Docker's exit codes.
+
+Commands are import strings, so `dockyard --help` imports no command module and no driver. Plugins
+add commands through the `dockyard.commands` entry-point group, read only when a name is not a
+built-in one or when help lists every command.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from dockyard.core import __version__
+
+__all__ = ["BUILTIN_COMMANDS", "LazyGroup", "cli", "main"]
+
+# name -> (import string, one-line help shown by `--help` without importing the command)
+BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "history": ("dockyard.core.cli.image_commands:history", "Show the history of an image"),
+    "image": ("dockyard.core.cli.image_commands:image", "Manage images"),
+    "images": ("dockyard.core.cli.image_commands:images", "List images"),
+    "import": (
+        "dockyard.core.cli.image_commands:import_",
+        "Import the contents from a tarball to create a filesystem image",
+    ),
+    "info": ("dockyard.core.cli.system_commands:info", "Display system-wide information"),
+    "inspect": (
+        "dockyard.core.cli.image_commands:inspect",
+        "Return low-level information on Dockyard objects",
+    ),
+    "rmi": ("dockyard.core.cli.image_commands:rmi", "Remove one or more images"),
+    "tag": (
+        "dockyard.core.cli.image_commands:tag",
+        "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+    ),
+    "version": (
+        "dockyard.core.cli.system_commands:version",
+        "Show the Dockyard version information",
+    ),
+}
+
+COMMAND_ENTRY_POINTS = "dockyard.commands"
+
+
+def _import_string(target: str) -> Any:
+    import importlib
+
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def _plugin_commands() -> dict[str, str]:
+    import os
+
+    from dockyard.core.plugins import AUTOLOAD_SWITCH
+
+    if os.environ.get(AUTOLOAD_SWITCH):
+        return {}
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=COMMAND_ENTRY_POINTS)}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are import strings, resolved only when invoked."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in and plugin command names, for help and completion."""
+        return sorted({*super().list_commands(ctx), *self._lazy, *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import the named command only now."""
+        if cmd_name in self._lazy:
+            command = _import_string(self._lazy[cmd_name][0])
+        elif cmd_name in self.commands:
+            return self.commands[cmd_name]
+        else:
+            target = _plugin_commands().get(cmd_name)
+            if target is None:
+                return None
+            command = _import_string(target)
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"{cmd_name}: {command!r} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands with their short help, importing only plugin commands."""
+        rows = [(name, self._lazy[name][1]) for name in sorted(self._lazy)]
+        for name, target in sorted(_plugin_commands().items()):
+            if name not in self._lazy:
+                rows.append((name, _plugin_help(target)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _plugin_help(target: str) -> str:
+    command = _import_string(target)
+    if isinstance(command, click.Command):
+        return command.get_short_help_str()
+    return ""
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=BUILTIN_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--root", type=click.Path(), help="Storage root (default /var/lib/dockyard).")
+@click.option("--runroot", type=click.Path(), help="Runtime state root (default /run/dockyard).")
+@click.option("--storage-driver", "-s", help="Storage driver to use (see `dockyard info`).")
+@click.option(
+    "--log-level",
+    "-l",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Logging level (default warning).",
+)
+@click.option("--log-format", type=click.Choice(["console", "json"]), help="Log rendering.")
+@click.version_option(__version__, "--version", "-v", message="Dockyard version %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, /, **flags: str | None) -> None:
+    """A daemonless container engine with Docker's commands."""
+    from dockyard.core import log
+    from dockyard.core.config import load_settings
+    from dockyard.core.engine import Engine
+
+    settings = load_settings(flags)
+    log.configure(level=settings.log_level, log_format=settings.log_format)
+    ctx.obj = Engine(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI with Docker's exit codes: 125 for engine and usage errors."""
+    from dockyard.core.errors import DockyardError
+
+    try:
+        cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(125)
+    except DockyardError as exc:
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        _report(exc)
+        sys.exit(125)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+def _report(exc: BaseException) -> None:
+    from dockyard.core import log
+
+    if log.debug_enabled():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    message = str(exc) or type(exc).__name__
+    click.echo(f"Error: {message}", err=True)

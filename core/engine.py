@@ -1,0 +1,117 @@
+"""The engine: settings bound to plugins, the selected storage driver and its stores.
+
+Everything is built on first use, so a command pays only for what it touches: `images` reads the
+image store without loading a single plugin when the storage driver in use can be read off disk.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from dockyard.core.config import Settings
+from dockyard.core.drivers import DriverContext, DriverEntry, DriverKind, StorageDriver
+
+if TYPE_CHECKING:
+    from dockyard.core.images import ImageStore
+    from dockyard.core.layers import LayerStore
+    from dockyard.core.plugins import Hooks
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """One command's view of Dockyard: settings, plugins, drivers and stores, built lazily."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def hooks(self) -> Hooks:
+        """Every plugin, loaded on first use."""
+        from dockyard.core.plugins import load_plugins
+
+        return load_plugins()
+
+    def driver_context(self, kind: DriverKind, name: str) -> DriverContext:
+        """The context a driver of this kind and name is built with."""
+        return DriverContext(
+            home=self.settings.root / str(kind) / name,
+            run_dir=self.settings.runroot / str(kind) / name,
+            rootless=self.settings.rootless,
+        )
+
+    def build_driver(self, entry: DriverEntry) -> Any:
+        """Build a registered driver with its context."""
+        return entry.factory(self.driver_context(entry.kind, entry.name))
+
+    def storage_names_on_disk(self) -> list[str]:
+        """Storage drivers that already have state under the root."""
+        base = self.settings.root / "storage"
+        if not base.is_dir():
+            return []
+        return sorted(entry.name for entry in base.iterdir() if entry.is_dir())
+
+    @cached_property
+    def storage_name(self) -> str:
+        """The storage driver in use: named, else the one with state on disk, else by priority."""
+        explicit = self.settings.storage_driver
+        if not explicit:
+            on_disk = self.storage_names_on_disk()
+            if len(on_disk) == 1:
+                return on_disk[0]
+        return self.storage_entry.name
+
+    @cached_property
+    def storage_entry(self) -> DriverEntry:
+        """The registry entry of the storage driver in use."""
+        from dockyard.core.drivers import select_driver
+
+        on_disk = set(self.storage_names_on_disk())
+        return select_driver(
+            self.hooks.drivers,
+            DriverKind.STORAGE,
+            explicit=self.settings.storage_driver,
+            in_use=on_disk.__contains__,
+            build=self.build_driver,
+        )
+
+    @cached_property
+    def storage(self) -> StorageDriver:
+        """The storage driver in use, checked to be usable on this host."""
+        entry = self.storage_entry
+        driver = cast(StorageDriver, self.build_driver(entry))
+        driver.available().raise_if_unusable(entry.name)
+        return driver
+
+    @cached_property
+    def image_home(self) -> Path:
+        """Where the image records of the storage driver in use live."""
+        return self.settings.root / "image-store" / self.storage_name
+
+    @cached_property
+    def images(self) -> ImageStore:
+        """The image store of the storage driver in use."""
+        from dockyard.core.images import ImageStore
+
+        return ImageStore(self.image_home)
+
+    @cached_property
+    def layers(self) -> LayerStore:
+        """The layers of the storage driver in use."""
+        from dockyard.core.layers import LayerStore
+
+        return LayerStore(self.image_home, self.storage)
+
+    @property
+    def scratch_parent(self) -> Path:
+        """Where commands make their private working directories."""
+        return self.settings.root / "tmp"
+
+    def recover(self) -> None:
+        """Clean up after commands that were killed: stale scratch space and driver leftovers."""
+        from dockyard.core.store import clean_stale_scratch
+
+        clean_stale_scratch(self.scratch_parent)
+        self.storage.cleanup()

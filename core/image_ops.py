@@ -1,0 +1,157 @@
+"""Image operations built on the stores: import, tag, remove and prune, with Docker's semantics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from dockyard.core.config_changes import apply_changes
+from dockyard.core.engine import Engine
+from dockyard.core.errors import ConflictError
+from dockyard.core.images import Image
+from dockyard.core.platforms import host_architecture, host_os
+from dockyard.core.reference import Reference, parse_reference
+from dockyard.core.store import scratch_dir
+from dockyard.core.timestamps import now_rfc3339
+
+__all__ = ["RemovalReport", "import_image", "prune_images", "remove_image", "tag_image"]
+
+
+def import_image(
+    engine: Engine,
+    source: BinaryIO,
+    *,
+    source_name: str,
+    reference: str | None,
+    changes: list[str],
+    message: str,
+) -> Image:
+    """Create a one-layer image from a (possibly compressed) filesystem tarball, as `docker import`."""
+    from dockyard.core.compression import open_decompressed
+    from dockyard.core.digests import HashingReader
+
+    target = parse_reference(reference) if reference else None
+    runtime_config = apply_changes({}, changes)
+    engine.recover()
+    with scratch_dir(engine.scratch_parent) as scratch:
+        staged = scratch / "layer.tar"
+        reader = HashingReader(open_decompressed(source))
+        with staged.open("wb") as out:
+            shutil.copyfileobj(reader, out, 1 << 20)
+        diff_id = reader.digest
+        created = now_rfc3339()
+        config = {
+            "architecture": host_architecture(),
+            "os": host_os(),
+            "created": created,
+            "config": runtime_config,
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": created, "comment": message or f"Imported from {source_name}"}],
+        }
+        if message:
+            config["comment"] = message
+
+        @contextmanager
+        def staged_archive() -> Iterator[BinaryIO]:
+            with staged.open("rb") as stream:
+                yield stream
+
+        with ExitStack() as hold:
+            layer = engine.layers.ensure(parent=None, diff_id=diff_id, archive=staged_archive, hold=hold)
+            with engine.images.locked():
+                image_id = engine.images.add(
+                    config=json.dumps(config, separators=(",", ":")).encode(),
+                    layers=[layer.chain_id],
+                    size=layer.size,
+                )
+                if target is not None:
+                    engine.images.tag(image_id, str(target), when=created)
+    engine.hooks.image_imported(image_id=image_id, reference=str(target) if target else None)
+    if target is not None:
+        engine.hooks.image_tagged(image_id=image_id, reference=str(target))
+    return engine.images.get(image_id)
+
+
+def tag_image(engine: Engine, source: str, target: str) -> Reference:
+    """Point `target` at the image `source` names, as `docker tag`."""
+    reference = parse_reference(target)
+    with engine.images.locked():
+        image = engine.images.resolve(source)
+        engine.images.tag(image.id, str(reference), when=now_rfc3339())
+    engine.hooks.image_tagged(image_id=image.id, reference=str(reference))
+    return reference
+
+
+@dataclass
+class RemovalReport:
+    """What `rmi` or `image prune` did, in the order Docker prints it."""
+
+    untagged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    reclaimed: int = 0
+
+
+def remove_image(engine: Engine, name: str, *, force: bool) -> RemovalReport:
+    """Untag or delete one image with `docker rmi` semantics.
+
+    A tag that is not the image's last one is only untagged; an id naming an image with several
+    tags needs `force`; deleting an image removes every layer no other image uses.
+    """
+    from dockyard.core.reference import looks_like_id
+
+    report = RemovalReport()
+    with engine.images.locked():
+        image = engine.images.resolve(name)
+        by_reference = not (looks_like_id(name) and image.id[7:].startswith(name.removeprefix("sha256:")))
+        if by_reference and len(image.repo_tags) > 1:
+            reference = parse_reference(name)
+            key = f"{reference.name}@{reference.digest}" if reference.digest else str(reference)
+            engine.images.untag(key)
+            report.untagged.append(reference.familiar())
+        else:
+            if not by_reference and len(image.repo_tags) > 1 and not force:
+                raise ConflictError(
+                    f"conflict: unable to delete {image.id[7:19]} (must be forced) - image is "
+                    "referenced in multiple repositories"
+                )
+            report.untagged.extend(
+                parse_reference(ref, default_tag=None).familiar()
+                for ref in (*image.repo_tags, *image.repo_digests)
+            )
+            report.reclaimed += _delete(engine, image)
+            report.deleted.append(image.id)
+    for ref in report.untagged:
+        engine.hooks.image_untagged(image_id=image.id, reference=ref)
+    for image_id in report.deleted:
+        engine.hooks.image_removed(image_id=image_id)
+    return report
+
+
+def _delete(engine: Engine, image: Image) -> int:
+    """Delete an image and its unused layers (lock held); returns the bytes freed."""
+    engine.images.delete(image.id)
+    sizes = {chain: engine.layers.get(chain) for chain in image.layers}
+    removed = engine.layers.remove_unused(engine.images.used_layers())
+    return sum(record.size for chain, record in sizes.items() if record and chain in removed)
+
+
+def prune_images(engine: Engine, *, all_unused: bool) -> RemovalReport:
+    """Remove dangling images (untagged), or with `all_unused` every image, as `image prune`."""
+    report = RemovalReport()
+    with engine.images.locked():
+        for image in engine.images.list():
+            if image.repo_tags and not all_unused:
+                continue
+            report.untagged.extend(
+                parse_reference(ref, default_tag=None).familiar()
+                for ref in (*image.repo_tags, *image.repo_digests)
+            )
+            report.reclaimed += _delete(engine, image)
+            report.deleted.append(image.id)
+    for image_id in report.deleted:
+        engine.hooks.image_removed(image_id=image_id)
+    return report
