@@ -37,7 +37,7 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
         return cast(BinaryIO, lzma.LZMAFile(buffered, mode="rb"))
     if head.startswith(_ZSTD):
         try:
-            import zstandard  # type: ignore[import-not-found]
+            import zstandard
         except ImportError as exc:
             raise DriverPrerequisites("zstd-compressed content needs the 'zstandard' Python package") from exc
         return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(buffered))

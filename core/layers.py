@@ -34,7 +34,7 @@ def chain_id(parent: str | None, diff_id: str) -> str:
 
 @dataclass(frozen=True)
 class LayerRecord:
-    """A complete layer: its chain id, diff id, parent chain id and uncompressed size."""
+    """A complete layer: its chain id, diff id, parent chain id and the bytes it adds on disk."""
 
     chain_id: str
     diff_id: str
@@ -89,13 +89,14 @@ class LayerStore:
                 result = self.driver.apply_diff(layer_id, stream)
             if result.digest != diff_id:
                 raise ContentError(f"layer content digest mismatch: expected {diff_id}, got {result.digest}")
+            size = self.driver.diff_size(layer_id)
         except BaseException:
             self.driver.remove(layer_id)
             raise
-        record = LayerRecord(chain, diff_id, parent, result.size)
+        record = LayerRecord(chain, diff_id, parent, size)
         write_json(
             self._records / f"{layer_id}.json",
-            {"chain_id": chain, "diff_id": diff_id, "parent": parent, "size": result.size},
+            {"chain_id": chain, "diff_id": diff_id, "parent": parent, "size": size},
         )
         return record
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 import pluggy
+
 from dockyard.core import hookspecs
 from dockyard.core.drivers import DriverRegistry
 from dockyard.core.log import get_logger

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import click
+
+from dockyard.core.cli.output import report_error
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError, UsageError
 from dockyard.core.images import Image, short_id
@@ -74,8 +76,8 @@ def _image_rows(images: Iterable[Image], *, no_trunc: bool, digests: bool) -> li
             "VirtualSize": human_size(image.size),
         }
         digest_by_name = {}
-        for ref in image.repo_digests:
-            parsed = parse_reference(ref, default_tag=None)
+        for digest_reference in image.repo_digests:
+            parsed = parse_reference(digest_reference, default_tag=None)
             digest_by_name[parsed.familiar_name()] = parsed.digest or "<none>"
         tagged = [parse_reference(ref) for ref in image.repo_tags]
         if not tagged:
@@ -83,32 +85,18 @@ def _image_rows(images: Iterable[Image], *, no_trunc: bool, digests: bool) -> li
             for name in names:
                 digest = digest_by_name.get(name, "<none>")
                 rows.append({**base, "Repository": name, "Tag": "<none>", "Digest": digest})
-        for ref in tagged:
-            name = ref.familiar_name()
+        for tag_reference in tagged:
+            name = tag_reference.familiar_name()
             digest = digest_by_name.get(name, "<none>") if digests else "<none>"
-            rows.append({**base, "Repository": name, "Tag": ref.tag or "<none>", "Digest": digest})
+            rows.append({**base, "Repository": name, "Tag": tag_reference.tag or "<none>", "Digest": digest})
     return rows
 
 
-def _matches_filters(image: Image, filters: list[tuple[str, str]], repository: str | None) -> bool:
-    import fnmatch
-
-    from dockyard.core.reference import parse_reference
-
-    familiar = [parse_reference(ref).familiar() for ref in image.repo_tags]
-    if repository is not None:
-        wanted = repository if ":" in repository.rpartition("/")[2] else None
-        names = [tag.rpartition(":")[0] for tag in familiar]
-        if wanted is not None and wanted not in familiar:
-            return False
-        if wanted is None and repository not in names:
-            return False
+def _image_matches(image: Image, filters: list[tuple[str, str]]) -> bool:
+    """Image-level filters: dangling and label."""
     for key, value in filters:
         if key == "dangling":
             if (not image.repo_tags) != (value.lower() in ("true", "1")):
-                return False
-        elif key == "reference":
-            if not any(fnmatch.fnmatchcase(name, value) for name in familiar):
                 return False
         elif key == "label":
             name, has_value, expected = value.partition("=")
@@ -116,6 +104,23 @@ def _matches_filters(image: Image, filters: list[tuple[str, str]], repository: s
             if name not in labels or (has_value and labels[name] != expected):
                 return False
     return True
+
+
+def _row_matches(row: dict[str, Any], filters: list[tuple[str, str]], repository: str | None) -> bool:
+    """Row-level filters, one row per tag as Docker applies them: the REPOSITORY[:TAG] argument
+    and `reference=` patterns."""
+    import fnmatch
+
+    name = f"{row['Repository']}:{row['Tag']}"
+    if repository is not None:
+        wanted_tag = ":" in repository.rpartition("/")[2]
+        if (name if wanted_tag else row["Repository"]) != repository:
+            return False
+    patterns = [value for key, value in filters if key == "reference"]
+    return not patterns or any(
+        fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(row["Repository"], pattern)
+        for pattern in patterns
+    )
 
 
 def _parse_filters(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -159,17 +164,17 @@ def images(
     shown = [
         image
         for image in stored
-        if (show_all or image.repo_tags or image.id not in parents)
-        and _matches_filters(image, parsed_filters, repository)
+        if (show_all or image.repo_tags or image.id not in parents) and _image_matches(image, parsed_filters)
+    ]
+    rows = [
+        row
+        for row in _image_rows(shown, no_trunc=no_trunc, digests=digests)
+        if _row_matches(row, parsed_filters, repository)
     ]
     if quiet:
-        seen: dict[str, None] = {}
-        for image in shown:
-            seen.setdefault(_display_id(image.id, no_trunc), None)
-        for image_id in seen:
+        for image_id in dict.fromkeys(row["ID"] for row in rows):
             click.echo(image_id)
         return
-    rows = _image_rows(shown, no_trunc=no_trunc, digests=digests)
     echo_rows(
         rows,
         template=template,
@@ -246,7 +251,7 @@ def rmi(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool,
         try:
             report = remove_image(engine, name, force=force)
         except DockyardError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            report_error(exc)
             failures += 1
             continue
         for reference in report.untagged:
@@ -389,7 +394,7 @@ def _inspect_command(name: str, help_text: str) -> click.Command:
             try:
                 found.append(_inspect_image(engine, engine.images.resolve(object_name)))
             except DockyardError as exc:
-                click.echo(f"Error: {exc}", err=True)
+                report_error(exc)
                 failures += 1
         _print_inspected(found, template)
         if failures:

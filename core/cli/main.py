@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+
 from dockyard.core import __version__
 
 __all__ = ["BUILTIN_COMMANDS", "LazyGroup", "cli", "main"]
@@ -135,10 +136,12 @@ def cli(ctx: click.Context, /, **flags: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with Docker's exit codes: 125 for engine and usage errors."""
+    from dockyard.core.cli.output import report_error
     from dockyard.core.errors import DockyardError
 
     try:
-        cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
+        # Without standalone mode click returns a command's `ctx.exit(code)` instead of raising.
+        status = cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -147,22 +150,11 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(125)
     except DockyardError as exc:
-        _report(exc)
+        report_error(exc)
         sys.exit(exc.exit_code)
     except OSError as exc:
-        _report(exc)
+        report_error(exc)
         sys.exit(125)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
-
-
-def _report(exc: BaseException) -> None:
-    from dockyard.core import log
-
-    if log.debug_enabled():
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
-    message = str(exc) or type(exc).__name__
-    click.echo(f"Error: {message}", err=True)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -1,9 +1,4 @@
-"""Listing output the way Docker's CLI prints it: tables, `--format` templates, `-q` ids.
-
-A listing is a list of row dicts keyed by Docker's template field names. A `table` format is
-rendered once over the header names (Docker's trick: the header row is the template applied to a
-map of field -> header) and once per row, then aligned like Go's tabwriter.
-"""
+"""Listing output the way Docker's CLI prints it: tables, `--format` templates, JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_json", "echo_rows"]
+__all__ = ["echo_json", "echo_rows", "report_error"]
 
 
 def echo_rows(
@@ -24,24 +19,24 @@ def echo_rows(
     headers: Mapping[str, str],
 ) -> None:
     """Print rows with the user's `--format` template, or the command's default table."""
-    from dockyard.core.formatting import render, render_table
+    from dockyard.core.formatting import format_rows
 
-    chosen = template or default
-    if chosen == "json":
-        for row in rows:
-            click.echo(json.dumps(row, separators=(",", ":")))
-        return
-    if not chosen.startswith("table"):
-        for row in rows:
-            click.echo(render(chosen, row))
-        return
-    body = chosen.removeprefix("table").lstrip() or default.removeprefix("table").lstrip()
-    body = body.replace("\\t", "\t").replace("\\n", "\n")
-    header = render(body, headers).split("\t")
-    cells = [render(body, row).split("\t") for row in rows]
-    click.echo(render_table(header, cells), nl=False)
+    click.echo(format_rows(template or "", rows, headers=headers, default=default), nl=False)
 
 
 def echo_json(value: Any) -> None:
     """Print a value as indented JSON, as `inspect` does."""
     click.echo(json.dumps(value, indent=4))
+
+
+def report_error(exc: BaseException) -> None:
+    """Print an error as one `Error: ...` line; with `--log-level debug`, its traceback first."""
+    import sys
+
+    from dockyard.core import log
+
+    if log.debug_enabled():
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"Error: {str(exc) or type(exc).__name__}", err=True)

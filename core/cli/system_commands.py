@@ -6,6 +6,7 @@ import platform
 from typing import Any
 
 import click
+
 from dockyard.core import __version__
 from dockyard.core.drivers import Availability, DriverKind
 from dockyard.core.engine import Engine

@@ -1,0 +1,126 @@
+"""The store survives concurrency and killed commands: the promises of the foundation issue."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Dockyard
+
+
+def _check_consistent(dockyard: Dockyard) -> None:
+    """Every reference names a recorded image, every image's layers exist and are complete."""
+    home = dockyard.root / "image-store" / "vfs"
+    references = json.loads((home / "references.json").read_text())
+    images = {p.stem for p in (home / "images").glob("*.json") if not p.name.startswith(".tmp-")}
+    for reference, image_id in references["tags"].items():
+        assert image_id[7:] in images, f"{reference} points at a missing image"
+    for image_hex in images:
+        record = json.loads((home / "images" / f"{image_hex}.json").read_text())
+        assert (home / "blobs" / "sha256" / image_hex).exists(), "image config blob missing"
+        for chain in record["layers"]:
+            assert (home / "layers" / f"{chain[7:]}.json").exists(), "layer record missing"
+            assert (dockyard.root / "storage" / "vfs" / "dir" / chain[7:]).is_dir(), "layer dir missing"
+    listing = dockyard("images", "-q", "--no-trunc").stdout.split()
+    assert sorted(i[7:] for i in listing) == sorted(images)
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_commands_leave_a_consistent_store(
+    dockyard: Dockyard, make_tar: Callable[[dict[str, bytes]], Path]
+) -> None:
+    tarballs = [make_tar({"shared": b"same", f"n{i}": str(i).encode()}) for i in range(4)]
+    dockyard("import", str(tarballs[0]), "base:0")
+    rng = random.Random(20)
+    commands: list[list[str]] = []
+    for i in range(20):
+        kind = i % 4
+        if kind in (0, 1):
+            commands.append(["import", str(rng.choice(tarballs)), f"img{i % 5}:t{i % 3}"])
+        elif kind == 2:
+            commands.append(["tag", "base:0", f"alias{i}:latest"])
+        else:
+            commands.append(["rmi", f"img{rng.randrange(5)}:t{rng.randrange(3)}"])
+    processes = [
+        subprocess.Popen(
+            dockyard.command(*argv), env=dockyard.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for argv in commands
+    ]
+    for argv, process in zip(commands, processes, strict=True):
+        _, stderr = process.communicate(timeout=180)
+        if argv[0] != "rmi":  # an rmi may race ahead of the import that creates its target
+            assert process.returncode == 0, (argv, stderr.decode())
+        else:
+            assert process.returncode in (0, 125), (argv, stderr.decode())
+            assert b"Traceback" not in stderr
+    _check_consistent(dockyard)
+    dockyard("image", "prune", "-a", "-f")
+    assert dockyard("images", "-q").stdout == ""
+    layer_dirs = list((dockyard.root / "storage" / "vfs" / "dir").iterdir())
+    assert layer_dirs == [], "removing every image must leave no layer behind"
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_killed_import_leaves_a_usable_store(dockyard: Dockyard, busybox_tar: Path) -> None:
+    dockyard("import", str(busybox_tar), "before:kill")
+    # Feed the import through a pipe and kill it while it is still reading its input.
+    process = subprocess.Popen(
+        dockyard.command("import", "-", "victim"), env=dockyard.env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    data = busybox_tar.read_bytes()
+    process.stdin.write(data[: len(data) // 2])
+    process.stdin.flush()
+    scratch = dockyard.root / "tmp"
+    _wait_for(lambda: scratch.is_dir() and any(p.is_dir() for p in scratch.iterdir()))
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    process.stdin.close()
+
+    assert dockyard("images", "--format", "{{.Repository}}").stdout.split() == ["before"]
+    dockyard("import", str(busybox_tar), "after:kill")
+    assert [p for p in scratch.iterdir() if p.is_dir()] == [], "stale scratch space must be cleaned"
+    _check_consistent(dockyard)
+
+
+@pytest.mark.slow
+def test_killed_layer_apply_is_rebuilt(dockyard: Dockyard, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(400):
+        (big / f"file{i}").write_bytes(os.urandom(64 * 1024))
+    tarball = tmp_path / "big.tar"
+    subprocess.run(["tar", "-C", str(big), "-cf", str(tarball), "."], check=True)
+    layer_root = dockyard.root / "storage" / "vfs"
+    process = subprocess.Popen(
+        dockyard.command("import", str(tarball), "big"), env=dockyard.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    _wait_for(lambda: layer_root.is_dir() and any(p.is_file() for p in layer_root.rglob("file1*")))
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    dockyard("import", str(tarball), "big")
+    _check_consistent(dockyard)
+    (image_hex,) = [p.stem for p in (dockyard.root / "image-store" / "vfs" / "images").glob("*.json")]
+    record = json.loads((dockyard.root / "image-store" / "vfs" / "images" / f"{image_hex}.json").read_text())
+    layer_dir = layer_root / "dir" / record["layers"][0][7:]
+    assert len(list(layer_dir.glob("file*"))) == 400

@@ -1,0 +1,78 @@
+"""State primitives: atomic writes, locks, scratch space and its recovery after a kill."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.core.errors import StoreError
+from dockyard.core.store import (
+    atomic_write,
+    clean_stale_scratch,
+    file_lock,
+    read_json,
+    scratch_dir,
+    write_json,
+)
+
+
+def test_atomic_write_replaces_whole_records(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "record.json"
+    write_json(path, {"a": 1})
+    write_json(path, {"a": 2})
+    assert read_json(path) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["record.json"], "no temporary file left"
+    atomic_write(tmp_path / "secret", b"x", mode=0o600)
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_corrupt_record_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(StoreError):
+        read_json(tmp_path / "bad.json")
+    assert read_json(tmp_path / "missing.json", default={}) == {}
+
+
+def test_non_blocking_lock_reports_busy(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    with file_lock(lock) as held:
+        assert held
+        with file_lock(lock, blocking=False) as second:
+            # flock locks belong to open file descriptions: a second open in one process conflicts.
+            assert second is False
+
+
+def _hold_scratch_then_sleep(parent: str) -> None:
+    with scratch_dir(Path(parent)):
+        time.sleep(60)
+
+
+def test_stale_scratch_is_cleaned_live_scratch_is_kept(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    victim = context.Process(target=_hold_scratch_then_sleep, args=(str(tmp_path),))
+    victim.start()
+    live = context.Process(target=_hold_scratch_then_sleep, args=(str(tmp_path),))
+    deadline = time.monotonic() + 10
+    while not any(p.is_dir() for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join()
+    live.start()
+    while sum(p.is_dir() for p in tmp_path.iterdir()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    removed = clean_stale_scratch(tmp_path)
+    try:
+        assert len(removed) == 1
+        assert sum(p.is_dir() for p in tmp_path.iterdir()) == 1, "the live one stays"
+    finally:
+        assert live.pid is not None
+        os.kill(live.pid, signal.SIGKILL)
+        live.join()
