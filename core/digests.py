@@ -6,11 +6,14 @@ anything else, `sha256:../x` included, is an InvalidDigest before it reaches a f
 
 from __future__ import annotations
 
-import hashlib
 import re
-from typing import BinaryIO
 
 from dockyard.core.errors import InvalidDigest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 
 __all__ = ["HashingReader", "digest_hex", "sha256_digest", "validate_digest"]
 
@@ -37,6 +40,8 @@ def digest_hex(digest: str) -> str:
 
 def sha256_digest(data: bytes) -> str:
     """The `sha256:` digest of `data`."""
+    import hashlib  # loads OpenSSL: only when something is hashed
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -45,6 +50,8 @@ class HashingReader:
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
+        import hashlib
+
         self._hash = hashlib.sha256()
         self.size = 0
 

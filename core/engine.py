@@ -7,13 +7,14 @@ image store without loading a single plugin when the storage driver in use can b
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
 
-from dockyard.core.config import Settings
-from dockyard.core.drivers import DriverContext, DriverEntry, DriverKind, StorageDriver
-
+TYPE_CHECKING = False  # the driver contracts are imported only when a driver is needed
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from dockyard.core.config import Settings
+    from dockyard.core.drivers import DriverContext, DriverEntry, DriverKind, StorageDriver
     from dockyard.core.images import ImageStore
     from dockyard.core.layers import LayerStore
     from dockyard.core.plugins import Hooks
@@ -36,6 +37,8 @@ class Engine:
 
     def driver_context(self, kind: DriverKind, name: str) -> DriverContext:
         """The context a driver of this kind and name is built with."""
+        from dockyard.core.drivers import DriverContext
+
         return DriverContext(
             home=self.settings.root / str(kind) / name,
             run_dir=self.settings.runroot / str(kind) / name,
@@ -66,7 +69,7 @@ class Engine:
     @cached_property
     def storage_entry(self) -> DriverEntry:
         """The registry entry of the storage driver in use."""
-        from dockyard.core.drivers import select_driver
+        from dockyard.core.drivers import DriverKind, select_driver
 
         on_disk = set(self.storage_names_on_disk())
         return select_driver(
@@ -81,7 +84,7 @@ class Engine:
     def storage(self) -> StorageDriver:
         """The storage driver in use, checked to be usable on this host."""
         entry = self.storage_entry
-        driver = cast(StorageDriver, self.build_driver(entry))
+        driver: StorageDriver = self.build_driver(entry)
         driver.available().raise_if_unusable(entry.name)
         return driver
 

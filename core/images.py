@@ -15,11 +15,7 @@ killed command leaves either the old state or the new one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from dockyard.core.digests import digest_hex, sha256_digest, validate_digest
 from dockyard.core.errors import (
@@ -31,6 +27,13 @@ from dockyard.core.errors import (
 )
 from dockyard.core.store import TEMP_PREFIX, atomic_write, file_lock, read_json, write_json
 
+TYPE_CHECKING = False  # typing and dataclasses cost more start-up time than `images` itself
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
+
+
 __all__ = ["Image", "ImageStore", "short_id"]
 
 MAX_CONFIG_SIZE = 8 << 20
@@ -41,19 +44,46 @@ def short_id(image_id: str) -> str:
     return image_id.partition(":")[2][:12]
 
 
-@dataclass(frozen=True)
 class Image:
-    """One stored image: its config and the chain ids of its layers, bottom first."""
+    """One stored image: its config, the chain ids of its layers (bottom first), its references."""
 
-    id: str
-    config: dict[str, Any]
-    layers: tuple[str, ...]
-    size: int
-    manifest: str | None = None
-    parent: str | None = None
-    repo_tags: tuple[str, ...] = ()
-    repo_digests: tuple[str, ...] = ()
-    tagged_at: dict[str, str] = field(default_factory=dict)
+    __slots__ = (
+        "config",
+        "id",
+        "layers",
+        "manifest",
+        "parent",
+        "repo_digests",
+        "repo_tags",
+        "size",
+        "tagged_at",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        config: dict[str, Any],
+        layers: tuple[str, ...],
+        size: int,
+        manifest: str | None = None,
+        parent: str | None = None,
+        repo_tags: tuple[str, ...] = (),
+        repo_digests: tuple[str, ...] = (),
+        tagged_at: dict[str, str] | None = None,
+    ) -> None:
+        self.id = id
+        self.config = config
+        self.layers = layers
+        self.size = size
+        self.manifest = manifest
+        self.parent = parent
+        self.repo_tags = repo_tags
+        self.repo_digests = repo_digests
+        self.tagged_at = tagged_at or {}
+
+    def __repr__(self) -> str:
+        return f"Image({self.id}, tags={list(self.repo_tags)})"
 
     @property
     def created(self) -> str:
@@ -93,14 +123,19 @@ class ImageStore:
             atomic_write(path, data)
         return digest
 
-    def get_blob(self, digest: str) -> bytes:
-        """The blob with this digest, re-checked against it."""
+    def get_blob(self, digest: str, *, verify: bool = True) -> bytes:
+        """The blob with this digest, re-checked against it unless `verify` is False.
+
+        Blobs are checked when written and replaced atomically, so reading image configs for a
+        listing skips the re-check (and the cost of loading OpenSSL); content leaving the store
+        is always re-checked.
+        """
         path = self._blobs / digest_hex(digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} not found") from None
-        if sha256_digest(data) != digest:
+        if verify and sha256_digest(data) != digest:
             raise StoreError(f"blob {digest} is corrupt on disk")
         return data
 
@@ -168,7 +203,7 @@ class ImageStore:
             record = read_json(path)
         except FileNotFoundError:
             raise NotFoundError(f"No such image: {short_id(image_id)}") from None
-        config = json.loads(self.get_blob(image_id))
+        config = json.loads(self.get_blob(image_id, verify=False))
         tags = tuple(sorted(ref for ref, target in references["tags"].items() if target == image_id))
         digests = tuple(sorted(ref for ref, target in references["digests"].items() if target == image_id))
         return Image(

@@ -8,7 +8,10 @@ below the configured level returns at once, and the first call at or above it co
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["configure", "debug_enabled", "get_logger"]
 

@@ -20,7 +20,6 @@ digests Dockyard can store are accepted.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 
 from dockyard.core.digests import validate_digest
 from dockyard.core.errors import InvalidDigest, InvalidReference
@@ -46,14 +45,38 @@ _FULL_ID = re.compile(r"[a-f0-9]{64}")
 _ID_PREFIX = re.compile(r"(?:sha256:)?[a-f0-9]{1,64}")
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A normalized image reference; build it with `parse_reference` so it is known to be valid."""
+    """A normalized image reference; build it with `parse_reference` so it is known to be valid.
 
+    Immutable and hashable; a plain class because dataclasses would double `images`' start-up time.
+    """
+
+    __slots__ = ("digest", "domain", "path", "tag")
     domain: str
     path: str
-    tag: str | None = None
-    digest: str | None = None
+    tag: str | None
+    digest: str | None
+
+    def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None) -> None:
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Reference is immutable: cannot set {name}")
+
+    def _key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.domain, self.path, self.tag, self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Reference({self.domain!r}, {self.path!r}, tag={self.tag!r}, digest={self.digest!r})"
 
     @property
     def name(self) -> str:
@@ -79,7 +102,7 @@ class Reference:
         """The same repository (and digest) with another tag, checked against the tag grammar."""
         if not _TAG.fullmatch(tag):
             raise InvalidReference(f"invalid tag format: {tag!r}")
-        return replace(self, tag=tag)
+        return Reference(self.domain, self.path, tag, self.digest)
 
     def _suffix(self) -> str:
         tag = f":{self.tag}" if self.tag is not None else ""
@@ -100,17 +123,14 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     domain, remainder = _split_domain(text)
     repository = remainder.partition(":")[0]
     if repository.lower() != repository:
-        raise InvalidReference(
-            f"invalid reference format: repository name ({repository}) must be lowercase"
-        )
+        raise InvalidReference(f"invalid reference format: repository name ({repository}) must be lowercase")
     match = _REMAINDER.fullmatch(remainder)
     if match is None or not _DOMAIN.fullmatch(domain):
         raise InvalidReference("invalid reference format")
     path, tag, digest = match.group("path", "tag", "digest")
     if len(path) > _MAX_PATH_LENGTH:
         raise InvalidReference(
-            f"invalid reference format: repository name must not be more than "
-            f"{_MAX_PATH_LENGTH} characters"
+            f"invalid reference format: repository name must not be more than {_MAX_PATH_LENGTH} characters"
         )
     if digest is not None:
         try:

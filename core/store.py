@@ -13,14 +13,15 @@ import errno
 import fcntl
 import json
 import os
-import secrets
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from dockyard.core.errors import StoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
 
 __all__ = [
     "TEMP_PREFIX",
@@ -38,11 +39,13 @@ TEMP_PREFIX = ".tmp-"
 
 def new_id() -> str:
     """A fresh random 64-hex id, the shape Docker uses for containers."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace `path` with `data` so that no reader ever sees a partial file."""
+    import tempfile  # writers only: listing commands never pay for it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
@@ -113,6 +116,8 @@ def scratch_dir(parent: Path) -> Iterator[Path]:
     Its lock file is taken before the directory exists and held while it is in use, so
     `clean_stale_scratch` can tell a directory left by a killed command from one still in use.
     """
+    import shutil
+
     path = parent / f"{TEMP_PREFIX}{new_id()[:16]}"
     lock = path.with_name(path.name + ".lock")
     try:
@@ -127,6 +132,8 @@ def scratch_dir(parent: Path) -> Iterator[Path]:
 
 def clean_stale_scratch(parent: Path) -> list[Path]:
     """Remove scratch directories (and their locks) whose owner died; returns what was removed."""
+    import shutil
+
     removed: list[Path] = []
     if not parent.is_dir():
         return removed

@@ -1,5 +1,5 @@
 """`python -m dockyard.core.cli` runs the CLI."""
 
-from dockyard.core.cli.main import main
+from dockyard.core.cli.launcher import main
 
 main()

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 import click
 
-from dockyard.core.cli.output import report_error
+from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError, UsageError
-from dockyard.core.images import Image, short_id
+from dockyard.core.image_listing import display_id, go_time, since
+from dockyard.core.images import Image
 
 pass_engine = click.make_pass_decorator(Engine)
 
-IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-IMAGES_DIGEST_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-IMAGES_HEADERS = {
-    "Repository": "REPOSITORY",
-    "Tag": "TAG",
-    "Digest": "DIGEST",
-    "ID": "IMAGE ID",
-    "CreatedSince": "CREATED",
-    "CreatedAt": "CREATED AT",
-    "Size": "SIZE",
-    "Containers": "CONTAINERS",
-    "SharedSize": "SHARED SIZE",
-    "UniqueSize": "UNIQUE SIZE",
-    "VirtualSize": "VIRTUAL SIZE",
-}
 HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 HISTORY_HEADERS = {
     "ID": "IMAGE",
@@ -39,98 +24,6 @@ HISTORY_HEADERS = {
     "Size": "SIZE",
     "Comment": "COMMENT",
 }
-
-
-def _display_id(image_id: str, no_trunc: bool) -> str:
-    return image_id if no_trunc else short_id(image_id)
-
-
-def _go_time(created: str) -> str:
-    """Docker's CreatedAt spelling: `2024-01-02 03:04:05 +0000 UTC`."""
-    date, _, rest = created.partition("T")
-    return f"{date} {rest[:8]} +0000 UTC" if rest else created
-
-
-def _since(created: str) -> str:
-    from dockyard.core.formatting import human_duration_ago
-    from dockyard.core.timestamps import seconds_since
-
-    seconds = seconds_since(created)
-    return "N/A" if seconds is None else human_duration_ago(seconds)
-
-
-def _image_rows(images: Iterable[Image], *, no_trunc: bool, digests: bool) -> list[dict[str, Any]]:
-    from dockyard.core.formatting import human_size
-    from dockyard.core.reference import parse_reference
-
-    rows = []
-    for image in images:
-        base = {
-            "Containers": "N/A",
-            "CreatedAt": _go_time(image.created),
-            "CreatedSince": _since(image.created),
-            "ID": _display_id(image.id, no_trunc),
-            "SharedSize": "N/A",
-            "Size": human_size(image.size),
-            "UniqueSize": "N/A",
-            "VirtualSize": human_size(image.size),
-        }
-        digest_by_name = {}
-        for digest_reference in image.repo_digests:
-            parsed = parse_reference(digest_reference, default_tag=None)
-            digest_by_name[parsed.familiar_name()] = parsed.digest or "<none>"
-        tagged = [parse_reference(ref) for ref in image.repo_tags]
-        if not tagged:
-            names = list(digest_by_name) or ["<none>"]
-            for name in names:
-                digest = digest_by_name.get(name, "<none>")
-                rows.append({**base, "Repository": name, "Tag": "<none>", "Digest": digest})
-        for tag_reference in tagged:
-            name = tag_reference.familiar_name()
-            digest = digest_by_name.get(name, "<none>") if digests else "<none>"
-            rows.append({**base, "Repository": name, "Tag": tag_reference.tag or "<none>", "Digest": digest})
-    return rows
-
-
-def _image_matches(image: Image, filters: list[tuple[str, str]]) -> bool:
-    """Image-level filters: dangling and label."""
-    for key, value in filters:
-        if key == "dangling":
-            if (not image.repo_tags) != (value.lower() in ("true", "1")):
-                return False
-        elif key == "label":
-            name, has_value, expected = value.partition("=")
-            labels = (image.config.get("config") or {}).get("Labels") or {}
-            if name not in labels or (has_value and labels[name] != expected):
-                return False
-    return True
-
-
-def _row_matches(row: dict[str, Any], filters: list[tuple[str, str]], repository: str | None) -> bool:
-    """Row-level filters, one row per tag as Docker applies them: the REPOSITORY[:TAG] argument
-    and `reference=` patterns."""
-    import fnmatch
-
-    name = f"{row['Repository']}:{row['Tag']}"
-    if repository is not None:
-        wanted_tag = ":" in repository.rpartition("/")[2]
-        if (name if wanted_tag else row["Repository"]) != repository:
-            return False
-    patterns = [value for key, value in filters if key == "reference"]
-    return not patterns or any(
-        fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(row["Repository"], pattern)
-        for pattern in patterns
-    )
-
-
-def _parse_filters(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    filters = []
-    for value in values:
-        key, sep, argument = value.partition("=")
-        if not sep or key not in ("dangling", "reference", "label"):
-            raise UsageError(f"invalid filter {value!r} (supported: dangling, reference, label)")
-        filters.append((key, argument))
-    return filters
 
 
 @click.command("images")
@@ -155,32 +48,19 @@ def images(
     quiet: bool,
 ) -> None:
     """List images."""
-    from dockyard.core.cli.output import echo_rows
+    from dockyard.core.image_listing import render_image_listing
 
-    parsed_filters = _parse_filters(filters)
-    has_state = engine.settings.storage_driver or engine.storage_names_on_disk()
-    stored = engine.images.list() if has_state else []
-    parents = {image.parent for image in stored if image.parent}
-    shown = [
-        image
-        for image in stored
-        if (show_all or image.repo_tags or image.id not in parents) and _image_matches(image, parsed_filters)
-    ]
-    rows = [
-        row
-        for row in _image_rows(shown, no_trunc=no_trunc, digests=digests)
-        if _row_matches(row, parsed_filters, repository)
-    ]
-    if quiet:
-        for image_id in dict.fromkeys(row["ID"] for row in rows):
-            click.echo(image_id)
-        return
-    echo_rows(
-        rows,
+    output = render_image_listing(
+        engine,
+        repository=repository,
+        show_all=show_all,
+        digests=digests,
+        filters=list(filters),
         template=template,
-        headers=IMAGES_HEADERS,
-        default=IMAGES_DIGEST_TABLE if digests else IMAGES_TABLE,
+        no_trunc=no_trunc,
+        quiet=quiet,
     )
+    click.echo(output, nl=False)
 
 
 @click.command("import")
@@ -281,7 +161,7 @@ def history(
 ) -> None:
     """Show the history of an image."""
     from dockyard.core.cli.output import echo_rows
-    from dockyard.core.formatting import human_size
+    from dockyard.core.units import human_size
 
     image = engine.images.resolve(name)
     sizes = [record.size if record else 0 for record in (engine.layers.get(chain) for chain in image.layers)]
@@ -299,8 +179,8 @@ def history(
         rows.append(
             {
                 "ID": "<missing>",
-                "CreatedAt": _go_time(str(entry.get("created", ""))),
-                "CreatedSince": _since(str(entry.get("created", "")))
+                "CreatedAt": go_time(str(entry.get("created", ""))),
+                "CreatedSince": since(str(entry.get("created", "")))
                 if human
                 else str(entry.get("created", "")),
                 "CreatedBy": created_by,
@@ -310,7 +190,7 @@ def history(
         )
     rows.reverse()
     if rows:
-        rows[0]["ID"] = _display_id(image.id, no_trunc)
+        rows[0]["ID"] = display_id(image.id, no_trunc)
     if quiet:
         for row in rows:
             click.echo(row["ID"])
@@ -368,7 +248,7 @@ def _print_inspected(objects: list[dict[str, Any]], template: str | None) -> Non
     if template is None:
         echo_json(objects)
         return
-    from dockyard.core.formatting import render
+    from dockyard.core.gotemplate import render
 
     for obj in objects:
         click.echo(render(template, obj))
@@ -414,8 +294,8 @@ inspect = _inspect_command("inspect", "Return low-level information on Dockyard 
 @pass_engine
 def prune(engine: Engine, all_unused: bool, force: bool) -> None:
     """Remove unused images."""
-    from dockyard.core.formatting import human_size
     from dockyard.core.image_ops import prune_images
+    from dockyard.core.units import human_size
 
     warning = (
         "WARNING! This will remove all images without at least one container associated to them."

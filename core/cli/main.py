@@ -136,7 +136,7 @@ def cli(ctx: click.Context, /, **flags: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI with Docker's exit codes: 125 for engine and usage errors."""
-    from dockyard.core.cli.output import report_error
+    from dockyard.core.cli.launcher import report_error
     from dockyard.core.errors import DockyardError
 
     try:

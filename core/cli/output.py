@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_json", "echo_rows", "report_error"]
+__all__ = ["echo_json", "echo_rows"]
 
 
 def echo_rows(
@@ -27,16 +27,3 @@ def echo_rows(
 def echo_json(value: Any) -> None:
     """Print a value as indented JSON, as `inspect` does."""
     click.echo(json.dumps(value, indent=4))
-
-
-def report_error(exc: BaseException) -> None:
-    """Print an error as one `Error: ...` line; with `--log-level debug`, its traceback first."""
-    import sys
-
-    from dockyard.core import log
-
-    if log.debug_enabled():
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
-    click.echo(f"Error: {str(exc) or type(exc).__name__}", err=True)

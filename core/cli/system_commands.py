@@ -80,7 +80,7 @@ def info(engine: Engine, template: str | None) -> None:
         echo_json(data)
         return
     if template:
-        from dockyard.core.formatting import render
+        from dockyard.core.gotemplate import render
 
         click.echo(render(template, data))
         return
@@ -134,7 +134,7 @@ def version(template: str | None) -> None:
 
         echo_json(data)
     elif template:
-        from dockyard.core.formatting import render
+        from dockyard.core.gotemplate import render
 
         click.echo(render(template, data))
     else:

@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dockyard.core.errors import UsageError
-from dockyard.core.formatting import (
-    format_rows,
-    human_duration,
-    human_duration_ago,
-    human_size,
-    parse_size,
-    render,
-    render_table,
-)
+from dockyard.core.formatting import format_rows
+from dockyard.core.gotemplate import render
+from dockyard.core.tabwriter import render_table
+from dockyard.core.units import human_duration, human_duration_ago, human_size, parse_size
 
 DATA = {
     "Name": "web",
