@@ -7,19 +7,16 @@ and fire no hook (`--help`, `--version`, `images`) never build a manager.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass, field
 
 import pluggy
 
 from dockyard.core import hookspecs
 from dockyard.core.drivers import DriverRegistry
+from dockyard.core.entrypoints import PLUGIN_GROUP, autoload_enabled
 from dockyard.core.log import get_logger
 
-__all__ = ["AUTOLOAD_SWITCH", "ENTRY_POINT_GROUP", "Hooks", "PluginInfo", "load_plugins"]
-
-ENTRY_POINT_GROUP = "dockyard"
-AUTOLOAD_SWITCH = "DOCKYARD_DISABLE_PLUGIN_AUTOLOAD"
+__all__ = ["Hooks", "PluginInfo", "load_plugins"]
 
 log = get_logger(__name__)
 
@@ -90,7 +87,7 @@ def load_plugins(*, builtin: tuple[str, ...] | None = None, autoload: bool | Non
         manager.register(module, name=import_string)
         hooks.plugins.append(PluginInfo(import_string, "builtin"))
     if autoload is None:
-        autoload = not os.environ.get(AUTOLOAD_SWITCH)
+        autoload = autoload_enabled()
     if autoload:
         _load_entry_points(manager, hooks)
     manager.hook.dockyard_register_drivers.call_historic(kwargs={"register": hooks.drivers})
@@ -100,7 +97,7 @@ def load_plugins(*, builtin: tuple[str, ...] | None = None, autoload: bool | Non
 def _load_entry_points(manager: pluggy.PluginManager, hooks: Hooks) -> None:
     from importlib.metadata import entry_points
 
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in entry_points(group=PLUGIN_GROUP):
         if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
             continue
         plugin = entry_point.load()

@@ -41,8 +41,6 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-COMMAND_ENTRY_POINTS = "dockyard.commands"
-
 
 def _import_string(target: str) -> Any:
     import importlib
@@ -52,15 +50,13 @@ def _import_string(target: str) -> Any:
 
 
 def _plugin_commands() -> dict[str, str]:
-    import os
+    from dockyard.core.entrypoints import COMMAND_GROUP, autoload_enabled
 
-    from dockyard.core.plugins import AUTOLOAD_SWITCH
-
-    if os.environ.get(AUTOLOAD_SWITCH):
+    if not autoload_enabled():
         return {}
     from importlib.metadata import entry_points
 
-    return {ep.name: ep.value for ep in entry_points(group=COMMAND_ENTRY_POINTS)}
+    return {ep.name: ep.value for ep in entry_points(group=COMMAND_GROUP)}
 
 
 class LazyGroup(click.Group):
