@@ -19,9 +19,12 @@ from typing import BinaryIO
 from dockyard.core.digests import digest_hex, validate_digest
 from dockyard.core.drivers import StorageDriver
 from dockyard.core.errors import ContentError
+from dockyard.core.log import get_logger
 from dockyard.core.store import TEMP_PREFIX, file_lock, read_json, write_json
 
 __all__ = ["LayerRecord", "LayerStore", "chain_id"]
+
+log = get_logger(__name__)
 
 
 def chain_id(parent: str | None, diff_id: str) -> str:
@@ -80,8 +83,10 @@ class LayerStore:
         existing = self.get(chain)
         layer_id = digest_hex(chain)
         if existing is not None and self.driver.exists(layer_id):
+            log.debug("layer exists", chain_id=chain, driver=self.driver.name)
             return existing
         if self.driver.exists(layer_id):
+            log.info("removing incomplete layer", chain_id=chain, driver=self.driver.name)
             self.driver.remove(layer_id)
         self.driver.create_layer(layer_id, digest_hex(parent) if parent else None)
         try:
@@ -93,6 +98,7 @@ class LayerStore:
         except BaseException:
             self.driver.remove(layer_id)
             raise
+        log.info("layer applied", chain_id=chain, diff_id=diff_id, size=size, driver=self.driver.name)
         record = LayerRecord(chain, diff_id, parent, size)
         write_json(
             self._records / f"{layer_id}.json",
@@ -125,6 +131,7 @@ class LayerStore:
                     continue
                 if self.driver.exists(layer_id):
                     self.driver.remove(layer_id)
+                log.info("layer removed", chain_id=chain, driver=self.driver.name)
                 (self._records / f"{layer_id}.json").unlink(missing_ok=True)
             # The lock file stays: unlinking it would let a waiter and a newcomer hold
             # two different locks for the same layer.

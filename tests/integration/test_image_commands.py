@@ -201,3 +201,20 @@ def test_crafted_layer_cannot_write_outside(dockyard: Dockyard, tmp_path: Path, 
     if result.returncode != 0:
         assert result.returncode == 125 and result.stderr.count("\n") == 1
         assert dockyard("images", "-q").stdout == "", "a refused layer leaves no image"
+
+
+def test_json_logs_on_request(dockyard: Dockyard, busybox_tar: Path) -> None:
+    result = dockyard("--log-level", "info", "--log-format", "json", "import", str(busybox_tar), "logged")
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    applied = [event for event in events if event["event"] == "layer applied"]
+    assert len(applied) == 1
+    assert applied[0]["level"] == "info" and applied[0]["driver"] == "vfs"
+    assert applied[0]["diff_id"].startswith("sha256:") and "timestamp" in applied[0]
+    quiet = dockyard("import", str(busybox_tar), "quiet")
+    assert quiet.stderr == "", "the default level logs nothing for a successful import"
+
+
+def test_console_logs_are_plain_lines(dockyard: Dockyard, busybox_tar: Path) -> None:
+    result = dockyard("--log-level", "info", "import", str(busybox_tar), "console")
+    line = next(line for line in result.stderr.splitlines() if "layer applied" in line)
+    assert "driver=vfs" in line and "\x1b[" not in line, "no colours when stderr is not a terminal"
