@@ -17,9 +17,12 @@ import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from dockyard.core.errors import DriverNotSupported, DriverPrerequisites, NotFoundError
+
+if TYPE_CHECKING:
+    from dockyard.core.spec import ContainerSpec, ProcessSpec
 
 __all__ = [
     "Availability",
@@ -31,7 +34,9 @@ __all__ = [
     "DriverRegistry",
     "IsolationDriver",
     "LayerDiff",
+    "NetworkAttachment",
     "NetworkDriver",
+    "ResourceUsage",
     "StorageDriver",
     "select_driver",
 ]
@@ -150,22 +155,83 @@ class StorageDriver(Protocol):
 
 @runtime_checkable
 class NetworkDriver(Protocol):
-    """Network attachments for containers: validate, set up, tear down (idempotently)."""
+    """Network attachments for containers: validate, set up, tear down (idempotently).
+
+    `attach` runs before the container starts and returns the network namespace the container
+    must join (a path) or None to share the host's; `detach` frees everything `attach` took and
+    is safe to call twice.
+    """
 
     name: str
 
     def available(self) -> Availability:
         """Say whether this host can use the driver, and why not."""
+
+    def attach(self, container_id: str, *, hostname: str) -> NetworkAttachment:
+        """Prepare the container's network before it starts."""
+
+    def detach(self, container_id: str) -> None:
+        """Release the container's network; idempotent, best effort."""
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """What a network driver set up: the namespace to join (None: the host's) and the names
+    and addresses the container's /etc/hosts and /etc/resolv.conf should carry."""
+
+    netns_path: str | None
+    ip_address: str = ""
+    gateway: str = ""
+    mac_address: str = ""
+    dns_servers: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    """A container's resource use, for `stats` and `top`."""
+
+    cpu_seconds: float = 0.0
+    memory_bytes: int = 0
+    memory_limit: int = 0
+    pids: int = 0
 
 
 @runtime_checkable
 class IsolationDriver(Protocol):
-    """Spawns container processes inside their isolation and joins them for exec."""
+    """Starts container processes inside their isolation and joins them for exec.
+
+    `start` and `exec` are called in a process that has made itself a child subreaper
+    (PR_SET_CHILD_SUBREAPER) and that exits right after: the driver may fork as it needs, and the
+    process whose pid it returns is reparented to the caller's parent, the monitor or the CLI,
+    which waits for it. Before the container's program runs, every file descriptor above 2 must be
+    closed or close-on-exec, and a process entering a container must be non-dumpable.
+    """
 
     name: str
 
     def available(self) -> Availability:
         """Say whether this host can use the driver, and why not."""
+
+    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
+        """Start the container's first process with these descriptors as 0, 1, 2; return its pid."""
+
+    def exec(
+        self, spec: ContainerSpec, *, pid: int, process: ProcessSpec, stdio: tuple[int, int, int]
+    ) -> int:
+        """Start `process` inside the running container whose first process is `pid`."""
+
+    def delete(self, spec: ContainerSpec) -> None:
+        """Release what `start` took beyond the process (cgroups, bundles); idempotent."""
+
+    def pause(self, spec: ContainerSpec) -> None:
+        """Freeze every process of the container."""
+
+    def resume(self, spec: ContainerSpec) -> None:
+        """Thaw a paused container."""
+
+    def usage(self, spec: ContainerSpec) -> ResourceUsage:
+        """Current resource use of the container's processes."""
 
 
 DriverFactory = Callable[[DriverContext], object]

@@ -16,7 +16,9 @@ def test_driver_contract_names() -> None:
         "DriverRegistry",
         "IsolationDriver",
         "LayerDiff",
+        "NetworkAttachment",
         "NetworkDriver",
+        "ResourceUsage",
         "StorageDriver",
         "select_driver",
     ]
