@@ -12,7 +12,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 # busybox for offline images, the reference registry, the peer engines and their helpers, and
 # hyperfine for quick manual timings.
 SYSTEM_PACKAGES=(
-    python3-venv python3-dev gcc libbtrfsutil-dev
+    python3-venv python3-dev gcc libbtrfsutil-dev fuse-overlayfs
     btrfs-progs busybox-static attr uidmap
     runc tini catatonit golang-github-containers-common
     docker-registry skopeo umoci podman docker.io

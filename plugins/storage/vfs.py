@@ -22,29 +22,21 @@ its tree does. A killed command leaves at most scratch space and an orphan recor
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard.core import store
 from dockyard.core.drivers import Availability, Change, DriverContext, LayerDiff
-from dockyard.core.errors import (
-    ConflictError,
-    DriverFailed,
-    NotFoundError,
-    StoreError,
-    UsageError,
-)
+from dockyard.core.errors import ConflictError, DriverFailed, NotFoundError, StoreError
 from dockyard.core.hookspecs import hookimpl
+from dockyard.core.storage_kit import LAYER_ID, MountCounts, check_id, failing
 
 if TYPE_CHECKING:
     from dockyard.core.drivers import DriverRegistry
 
 __all__ = ["VfsDriver", "dockyard_register_drivers"]
-
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class VfsDriver:
@@ -56,8 +48,7 @@ class VfsDriver:
         self._layers = context.home / "dir"
         self._records = context.home / "meta"
         self._lock_path = context.home / "vfs.lock"
-        self._mounts_path = context.run_dir / "mounts.json"
-        self._mounts_lock = context.run_dir / "mounts.lock"
+        self._counts = MountCounts(context.run_dir)
         self._rootless = context.rootless
 
     def available(self) -> Availability:
@@ -66,11 +57,13 @@ class VfsDriver:
 
     def status(self) -> dict[str, str]:
         """The filesystem holding the layers and how many there are."""
+        from dockyard.core.mountinfo import backing_filesystem
+
         count = 0
         with _failing("listing layers"):
             if self._layers.is_dir():
-                count = sum(1 for entry in self._layers.iterdir() if _ID.fullmatch(entry.name))
-        return {"Backing Filesystem": _backing_filesystem(self._layers), "Layers": str(count)}
+                count = sum(1 for entry in self._layers.iterdir() if LAYER_ID.fullmatch(entry.name))
+        return {"Backing Filesystem": backing_filesystem(self._layers), "Layers": str(count)}
 
     def create_layer(self, layer_id: str, parent: str | None) -> None:
         """Create a layer holding a full copy of `parent` (an empty tree for a base layer)."""
@@ -96,7 +89,7 @@ class VfsDriver:
             _failing(f"removing layer {layer_id}"),
             store.scratch_dir(self._layers) as trash,
             self._locked(),
-            self._mounts() as mounts,
+            self._counts.locked() as mounts,
         ):
             if mounts.get(layer_id, 0):
                 raise ConflictError(f"layer {layer_id} is mounted")
@@ -107,7 +100,7 @@ class VfsDriver:
     def mount(self, layer_id: str) -> Path:
         """Return the layer's tree and count one more user of it."""
         tree = self._tree(layer_id)
-        with _failing(f"mounting layer {layer_id}"), self._mounts() as mounts:
+        with _failing(f"mounting layer {layer_id}"), self._counts.locked() as mounts:
             if not tree.is_dir():
                 raise NotFoundError(f"no such layer: {layer_id}")
             mounts[layer_id] = mounts.get(layer_id, 0) + 1
@@ -116,7 +109,7 @@ class VfsDriver:
     def unmount(self, layer_id: str) -> None:
         """Count one user fewer; unmounting a layer nobody mounted does nothing."""
         self._tree(layer_id)  # validates the id
-        with _failing(f"unmounting layer {layer_id}"), self._mounts() as mounts:
+        with _failing(f"unmounting layer {layer_id}"), self._counts.locked() as mounts:
             count = mounts.pop(layer_id, 0)
             if count > 1:
                 mounts[layer_id] = count - 1
@@ -129,7 +122,7 @@ class VfsDriver:
         layer that looks complete, and no other command's `cleanup()` takes the record for an
         orphan meanwhile.
         """
-        from dockyard.core.archive import WhiteoutMode, apply_layer
+        from dockyard.core.layer_apply import WhiteoutMode, apply_layer
 
         tree, record = self._tree(layer_id), self._record(layer_id)
         with (
@@ -137,7 +130,7 @@ class VfsDriver:
             store.scratch_dir(self._layers) as scratch,
         ):
             work, work_record = scratch / "tree", scratch / "record.json"
-            with self._locked(), self._mounts() as mounts:
+            with self._locked(), self._counts.locked() as mounts:
                 if mounts.get(layer_id, 0):
                     raise ConflictError(f"layer {layer_id} is mounted")
                 try:
@@ -158,19 +151,19 @@ class VfsDriver:
 
     def diff(self, layer_id: str) -> Iterator[bytes]:
         """The layer's changes against its parent as an OCI layer tar, found by comparing trees."""
-        from dockyard.core.archive import write_diff
+        from dockyard.core.layer_diff import write_diff
 
         return write_diff(*self._pair(layer_id))
 
     def changes(self, layer_id: str) -> list[Change]:
         """The layer's changes against its parent, path by path."""
-        from dockyard.core.archive import changes
+        from dockyard.core.layer_diff import changes
 
         return changes(*self._pair(layer_id))
 
     def diff_size(self, layer_id: str) -> int:
         """The bytes of files the layer adds or changes against its parent."""
-        from dockyard.core.archive import diff_size
+        from dockyard.core.layer_diff import diff_size
 
         return diff_size(*self._pair(layer_id))
 
@@ -182,10 +175,10 @@ class VfsDriver:
             if self._records.is_dir():
                 with self._locked():
                     for record in self._records.glob("*.json"):
-                        if _ID.fullmatch(record.stem) and not self.exists(record.stem):
+                        if LAYER_ID.fullmatch(record.stem) and not self.exists(record.stem):
                             record.unlink(missing_ok=True)
-            if self._mounts_path.exists():
-                with self._mounts() as mounts:
+            if self._counts.exists():
+                with self._counts.locked() as mounts:
                     for layer_id in [key for key in mounts if not self.exists(key)]:
                         del mounts[layer_id]
 
@@ -233,9 +226,7 @@ class VfsDriver:
                 self._record(layer_id).unlink(missing_ok=True)
 
     def _tree(self, layer_id: str) -> Path:
-        if not _ID.fullmatch(layer_id):
-            raise UsageError(f"invalid layer id {layer_id!r}")
-        return self._layers / layer_id
+        return self._layers / check_id(layer_id)
 
     def _record(self, layer_id: str) -> Path:
         return self._records / f"{layer_id}.json"
@@ -245,24 +236,10 @@ class VfsDriver:
         with store.file_lock(self._lock_path):
             yield
 
-    @contextmanager
-    def _mounts(self) -> Iterator[dict[str, int]]:
-        """The mount counts, locked; written back if the block changes them."""
-        with store.file_lock(self._mounts_lock):
-            counts: dict[str, int] = store.read_json(self._mounts_path, default={})
-            before = dict(counts)
-            yield counts
-            if counts != before:
-                store.write_json(self._mounts_path, counts)
 
-
-@contextmanager
-def _failing(action: str) -> Iterator[None]:
+def _failing(action: str) -> AbstractContextManager[None]:
     """Report an OSError from the filesystem as DriverFailed, saying what was being done."""
-    try:
-        yield
-    except OSError as exc:
-        raise DriverFailed(f"vfs: {action} failed: {exc}") from exc
+    return failing("vfs", action)
 
 
 def _copy_tree(source: Path, destination: Path) -> None:
@@ -285,30 +262,6 @@ def _copy_tree(source: Path, destination: Path) -> None:
         raise DriverFailed(f"cannot run cp to copy layer {source.name}: {exc}") from exc
     if result.returncode != 0:
         raise DriverFailed(f"copying layer {source.name} failed: {result.stderr.strip()}")
-
-
-def _backing_filesystem(path: Path) -> str:
-    """The type of the filesystem `path` (or its nearest existing ancestor) lives on."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    target = os.path.realpath(path)
-    best, fstype = "", "unknown"
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-            for line in mountinfo:
-                fields = line.split()
-                mount_point = _unescape(fields[4])
-                inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best):
-                    best, fstype = mount_point, fields[fields.index("-") + 1]
-    except OSError:
-        return "unknown"
-    return fstype
-
-
-def _unescape(field: str) -> str:
-    """Undo mountinfo's octal escapes (`\\040` for a space)."""
-    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
 
 
 @hookimpl

@@ -1,7 +1,10 @@
 """The storage-driver conformance suite, run against every registered storage driver.
 
-Drivers this host cannot use are skipped with their own reason. A few vfs-specific promises
-(layout, registration, cheap import, a killed layer copy) follow the suite.
+Each driver runs where it must: btrfs with its home on a loop-mounted btrfs (`btrfs_scratch`),
+the others under the test's tmp_path; overlay runs a second time with fuse-overlayfs, its
+fallback where the kernel refuses. Drivers this host cannot use are skipped with their own
+reason. A few vfs-specific promises (layout, registration, cheap import, a killed layer copy)
+follow the suite.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,25 +23,67 @@ from dockyard.core.drivers import DriverContext, DriverEntry, DriverKind, Storag
 from dockyard.core.plugins import load_plugins
 from dockyard.core.testing import LayerBuilder, StorageDriverConformance, layer_id
 from dockyard.plugins.storage import vfs
+from tests.mounts import detach_mounts_under
 
-STORAGE_DRIVERS = load_plugins(autoload=False).drivers.of_kind(DriverKind.STORAGE)
+REGISTRY = load_plugins(autoload=False).drivers
+STORAGE_DRIVERS = REGISTRY.of_kind(DriverKind.STORAGE)
+# Drivers whose home must live on a particular filesystem: the fixture giving a fresh directory
+# there. The rest live under tmp_path.
+HOMES = {"btrfs": "btrfs_scratch"}
+LAYER_TOOLS = "tarfile dockyard.core.layer_apply dockyard.core.layer_diff"
+
+
+@dataclass(frozen=True)
+class DriverCase:
+    """A registered driver and the options to run the suite with."""
+
+    id: str
+    entry: DriverEntry
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+CASES = [DriverCase(entry.name, entry) for entry in STORAGE_DRIVERS] + [
+    DriverCase(
+        "overlay-fuse", REGISTRY.get(DriverKind.STORAGE, "overlay"),
+        {"mount_program": "fuse-overlayfs"},
+    ),
+]
 
 
 class TestRegisteredStorageDrivers(StorageDriverConformance):
-    """The suite, once per registered storage driver."""
+    """The suite, once per registered storage driver (and once more for overlay with FUSE)."""
 
-    @pytest.fixture(params=STORAGE_DRIVERS, ids=[entry.name for entry in STORAGE_DRIVERS])
+    @pytest.fixture(params=CASES, ids=[case.id for case in CASES])
+    def driver_case(self, request: pytest.FixtureRequest) -> DriverCase:
+        case: DriverCase = request.param
+        return case
+
+    @pytest.fixture
+    def dockyard_storage_home(
+        self, request: pytest.FixtureRequest, driver_case: DriverCase, tmp_path: Path
+    ) -> Path:
+        place = HOMES.get(driver_case.entry.name)
+        base: Path = request.getfixturevalue(place) if place else tmp_path
+        return base / "home"
+
+    @pytest.fixture
+    def dockyard_storage_options(self, driver_case: DriverCase) -> dict[str, str]:
+        return dict(driver_case.options)
+
+    @pytest.fixture
     def storage_driver(
-        self, request: pytest.FixtureRequest, dockyard_storage_context: DriverContext
+        self, driver_case: DriverCase, dockyard_storage_context: DriverContext
     ) -> Iterator[StorageDriver]:
-        entry: DriverEntry = request.param
-        driver = entry.factory(dockyard_storage_context)
+        driver = driver_case.entry.factory(dockyard_storage_context)
         assert isinstance(driver, StorageDriver)
         availability = driver.available()
         if not availability.usable:
-            pytest.skip(f"{entry.name}: {availability.reason}")
-        yield driver
-        driver.cleanup()
+            pytest.skip(f"{driver_case.id}: {availability.reason}")
+        try:
+            yield driver
+            driver.cleanup()
+        finally:  # a failed test may leave a layer mounted
+            detach_mounts_under(dockyard_storage_context.home)
 
 
 def test_vfs_is_registered_as_the_last_resort() -> None:
@@ -49,8 +95,10 @@ def test_vfs_is_registered_as_the_last_resort() -> None:
 @pytest.mark.parametrize(
     ("module", "heavy"),
     [
-        ("dockyard.plugins.storage.vfs", "tarfile dockyard.core.archive subprocess"),
-        ("dockyard.core.testing", "tarfile dockyard.core.archive"),  # pytest brings subprocess
+        ("dockyard.plugins.storage.vfs", f"{LAYER_TOOLS} subprocess"),
+        ("dockyard.plugins.storage.overlay", f"{LAYER_TOOLS} subprocess ctypes"),
+        ("dockyard.plugins.storage.btrfs", f"{LAYER_TOOLS} subprocess btrfsutil"),
+        ("dockyard.core.testing", LAYER_TOOLS),  # pytest brings subprocess
     ],
 )
 def test_imports_stay_cheap(module: str, heavy: str) -> None:

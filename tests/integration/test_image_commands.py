@@ -8,9 +8,17 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Dockyard
 
 ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@pytest.fixture(autouse=True)
+def _on_vfs(dockyard: Dockyard) -> None:
+    """These tests read vfs's layout on disk: name vfs, which overlay's priority would pass over."""
+    dockyard.env["DOCKYARD_STORAGE_DRIVER"] = "vfs"
 
 
 def _import(dockyard: Dockyard, tarball: Path, *args: str) -> str:

@@ -15,10 +15,29 @@ import pytest
 
 from tests.conftest import Dockyard
 
+# Where each driver keeps its layers under its home, and a layer's tree inside its entry there.
+LAYER_TREES = {"vfs": ("dir", "."), "overlay": ("layers", "diff")}
 
-def _check_consistent(dockyard: Dockyard) -> None:
+
+@pytest.fixture(autouse=True, params=sorted(LAYER_TREES))
+def driver(request: pytest.FixtureRequest, dockyard: Dockyard) -> str:
+    """Each test once per driver that keeps layers as plain trees, named through the environment."""
+    name: str = request.param
+    dockyard.env["DOCKYARD_STORAGE_DRIVER"] = name
+    return name
+
+
+def _layers(dockyard: Dockyard, driver: str) -> Path:
+    return dockyard.root / "storage" / driver / LAYER_TREES[driver][0]
+
+
+def _layer_tree(dockyard: Dockyard, driver: str, chain: str) -> Path:
+    return _layers(dockyard, driver) / chain[7:] / LAYER_TREES[driver][1]
+
+
+def _check_consistent(dockyard: Dockyard, driver: str) -> None:
     """Every reference names a recorded image, every image's layers exist and are complete."""
-    home = dockyard.root / "image-store" / "vfs"
+    home = dockyard.root / "image-store" / driver
     references = json.loads((home / "references.json").read_text())
     images = {p.stem for p in (home / "images").glob("*.json") if not p.name.startswith(".tmp-")}
     for reference, image_id in references["tags"].items():
@@ -28,14 +47,14 @@ def _check_consistent(dockyard: Dockyard) -> None:
         assert (home / "blobs" / "sha256" / image_hex).exists(), "image config blob missing"
         for chain in record["layers"]:
             assert (home / "layers" / f"{chain[7:]}.json").exists(), "layer record missing"
-            assert (dockyard.root / "storage" / "vfs" / "dir" / chain[7:]).is_dir(), "layer dir missing"
+            assert _layer_tree(dockyard, driver, chain).is_dir(), "layer dir missing"
     listing = dockyard("images", "-q", "--no-trunc").stdout.split()
     assert sorted(i[7:] for i in listing) == sorted(images)
 
 
 @pytest.mark.slow
 def test_twenty_concurrent_commands_leave_a_consistent_store(
-    dockyard: Dockyard, make_tar: Callable[[dict[str, bytes]], Path]
+    dockyard: Dockyard, driver: str, make_tar: Callable[[dict[str, bytes]], Path]
 ) -> None:
     tarballs = [make_tar({"shared": b"same", f"n{i}": str(i).encode()}) for i in range(4)]
     dockyard("import", str(tarballs[0]), "base:0")
@@ -62,11 +81,13 @@ def test_twenty_concurrent_commands_leave_a_consistent_store(
         else:
             assert process.returncode in (0, 125), (argv, stderr.decode())
             assert b"Traceback" not in stderr
-    _check_consistent(dockyard)
+    _check_consistent(dockyard, driver)
     dockyard("image", "prune", "-a", "-f")
     assert dockyard("images", "-q").stdout == ""
-    layer_dirs = list((dockyard.root / "storage" / "vfs" / "dir").iterdir())
-    assert layer_dirs == [], "removing every image must leave no layer behind"
+    layer_dirs = list(_layers(dockyard, driver).iterdir())
+    assert [path for path in layer_dirs if not path.name.startswith(".")] == [], (
+        "removing every image must leave no layer behind"
+    )
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -78,7 +99,9 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
 
 
 @pytest.mark.slow
-def test_killed_import_leaves_a_usable_store(dockyard: Dockyard, busybox_tar: Path) -> None:
+def test_killed_import_leaves_a_usable_store(
+    dockyard: Dockyard, driver: str, busybox_tar: Path
+) -> None:
     dockyard("import", str(busybox_tar), "before:kill")
     # Feed the import through a pipe and kill it while it is still reading its input.
     process = subprocess.Popen(
@@ -98,18 +121,18 @@ def test_killed_import_leaves_a_usable_store(dockyard: Dockyard, busybox_tar: Pa
     assert dockyard("images", "--format", "{{.Repository}}").stdout.split() == ["before"]
     dockyard("import", str(busybox_tar), "after:kill")
     assert [p for p in scratch.iterdir() if p.is_dir()] == [], "stale scratch space must be cleaned"
-    _check_consistent(dockyard)
+    _check_consistent(dockyard, driver)
 
 
 @pytest.mark.slow
-def test_killed_layer_apply_is_rebuilt(dockyard: Dockyard, tmp_path: Path) -> None:
+def test_killed_layer_apply_is_rebuilt(dockyard: Dockyard, driver: str, tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.mkdir()
     for i in range(400):
         (big / f"file{i}").write_bytes(os.urandom(64 * 1024))
     tarball = tmp_path / "big.tar"
     subprocess.run(["tar", "-C", str(big), "-cf", str(tarball), "."], check=True)
-    layer_root = dockyard.root / "storage" / "vfs"
+    layer_root = dockyard.root / "storage" / driver
     process = subprocess.Popen(
         dockyard.command("import", str(tarball), "big"), env=dockyard.env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -119,8 +142,9 @@ def test_killed_layer_apply_is_rebuilt(dockyard: Dockyard, tmp_path: Path) -> No
     process.wait()
 
     dockyard("import", str(tarball), "big")
-    _check_consistent(dockyard)
-    (image_hex,) = [p.stem for p in (dockyard.root / "image-store" / "vfs" / "images").glob("*.json")]
-    record = json.loads((dockyard.root / "image-store" / "vfs" / "images" / f"{image_hex}.json").read_text())
-    layer_dir = layer_root / "dir" / record["layers"][0][7:]
+    _check_consistent(dockyard, driver)
+    images = dockyard.root / "image-store" / driver / "images"
+    (image_hex,) = [p.stem for p in images.glob("*.json")]
+    record = json.loads((images / f"{image_hex}.json").read_text())
+    layer_dir = _layer_tree(dockyard, driver, record["layers"][0])
     assert len(list(layer_dir.glob("file*"))) == 400

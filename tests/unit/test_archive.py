@@ -1,4 +1,4 @@
-"""Layer archives: safe application (both resolvers, both whiteout modes) and the naive diff."""
+"""Layer archives: safe application (both resolvers, every whiteout mode) and both diffs."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.core import archive
-from dockyard.core.archive import WhiteoutMode, apply_layer, changes, diff_size, write_diff
+from dockyard.core import layer_apply, layer_diff
 from dockyard.core.drivers import ChangeKind
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
+from dockyard.core.layer_apply import WhiteoutMode, apply_layer
+from dockyard.core.layer_diff import changes, diff_size, write_diff
 from dockyard.core.testing import (
     EXTRACTION_ATTACKS,
     Canary,
@@ -36,7 +37,7 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
 def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with openat2(2) and again with the O_NOFOLLOW walk that replaces it."""
     if request.param == "walk":
-        monkeypatch.setattr(archive, "_openat2", lambda: None)
+        monkeypatch.setattr(layer_apply, "_openat2", lambda: None)
     return str(request.param)
 
 
@@ -56,7 +57,7 @@ def _copy(source: Path, destination: Path) -> None:
 
 
 def test_openat2_is_available_on_this_kernel() -> None:
-    assert archive._openat2() is not None
+    assert layer_apply._openat2() is not None
 
 
 def test_walk_resolves_like_openat2(tmp_path: Path) -> None:
@@ -67,13 +68,13 @@ def test_walk_resolves_like_openat2(tmp_path: Path) -> None:
     (root / "up").symlink_to("../../../../usr")
     (root / "usr" / "lib" / "back").symlink_to("../../lib")
     (root / "chain").symlink_to("abs/lib/back")
-    openat2 = archive._openat2()
+    openat2 = layer_apply._openat2()
     assert openat2 is not None
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for path in ("lib", "abs/lib", "up/lib", "usr/lib/back", "chain", "lib/back/back"):
             parts = tuple(path.split("/"))
-            by_walk = archive._walk_in_root(root_fd, parts)
+            by_walk = layer_apply._walk_in_root(root_fd, parts)
             by_openat2 = openat2(root_fd, path, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 assert os.fstat(by_walk).st_ino == os.fstat(by_openat2).st_ino == (
@@ -222,7 +223,7 @@ def test_whiteouts_overlay_mode(tmp_path: Path, resolver: str) -> None:
         found = os.lstat(tmp_path / path)
         assert stat.S_ISCHR(found.st_mode) and found.st_rdev == os.makedev(0, 0), path
         assert (found.st_uid, found.st_gid) == (0, 0)
-    assert os.getxattr(tmp_path / "etc", archive.OVERLAY_OPAQUE_XATTR) == b"y"
+    assert os.getxattr(tmp_path / "etc", layer_apply.OVERLAY_OPAQUE_XATTR) == b"y"
     assert (tmp_path / "etc" / "new").is_file() and (tmp_path / "mine").is_file()
 
 
@@ -415,3 +416,112 @@ def test_diff_never_reads_through_a_swapped_symlink(tmp_path: Path) -> None:
     with pytest.raises(DriverFailed):
         seen.extend(chunks)
     assert b"SECRET" not in b"".join(seen)
+
+
+# --- the public surface --------------------------------------------------------------------------
+
+
+def test_public_surface() -> None:
+    """The names drivers and plugins import; changing them is a breaking change."""
+    assert set(layer_apply.__all__) == {
+        "OPAQUE_MARKER", "OVERLAY_OPAQUE_XATTR", "OVERLAY_USER_OPAQUE_XATTR", "PRIVATE_XATTRS",
+        "WHITEOUT_PREFIX", "XATTR_PAX_PREFIX", "WhiteoutMode", "apply_layer",
+    }
+    assert set(layer_diff.__all__) == {
+        "changes", "diff_size", "upper_changes", "upper_diff_size", "write_diff",
+        "write_upper_diff",
+    }
+    for module in (layer_apply, layer_diff):
+        assert all(hasattr(module, name) for name in module.__all__)
+
+
+# --- overlay-style layers: the rootless mode and the native diff ---------------------------------
+
+
+def test_whiteouts_overlay_userxattr_mode(tmp_path: Path) -> None:
+    _apply(
+        tmp_path,
+        LayerBuilder().dir("etc").opaque("etc").file("etc/new").whiteout("gone"),
+        WhiteoutMode.OVERLAY_USERXATTR,
+    )
+    assert os.getxattr(tmp_path / "etc", layer_apply.OVERLAY_USER_OPAQUE_XATTR) == b"y"
+    assert layer_apply.OVERLAY_OPAQUE_XATTR not in os.listxattr(tmp_path / "etc")
+    found = os.lstat(tmp_path / "gone")
+    assert stat.S_ISCHR(found.st_mode) and found.st_rdev == 0
+
+
+def test_fuse_overlayfs_xattrs_are_never_applied(tmp_path: Path) -> None:
+    _apply(tmp_path, LayerBuilder().dir("d", xattrs={"user.fuseoverlayfs.opaque": b"y"}))
+    assert "user.fuseoverlayfs.opaque" not in os.listxattr(tmp_path / "d")
+
+
+@pytest.fixture
+def overlay_layers(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two lower layers as the overlay driver keeps them (the bottom one applied whole, the one
+    above with overlay whiteouts) and an empty upper directory."""
+    bottom, middle, upper = tmp_path / "bottom", tmp_path / "middle", tmp_path / "upper"
+    for directory in (bottom, middle, upper):
+        directory.mkdir()
+    _apply(
+        bottom,
+        LayerBuilder().file("keep", b"k").file("mod", b"m").dir("dir").file("dir/a")
+        .dir("etc").file("etc/passwd", b"p").file("etc/hidden").dir("opq").file("opq/old")
+        .file("dup", b"1"),
+    )
+    _apply(
+        middle,
+        LayerBuilder().whiteout("etc/hidden").file("etc/group", b"g").file("dup", b"2"),
+        WhiteoutMode.OVERLAY_USERXATTR,
+    )
+    return bottom, middle, upper
+
+
+def _whiteout(path: Path) -> None:
+    os.mknod(path, stat.S_IFCHR, os.makedev(0, 0))
+
+
+def test_upper_changes(overlay_layers: tuple[Path, Path, Path]) -> None:
+    bottom, middle, upper = overlay_layers
+    (upper / "mod").write_bytes(b"changed")
+    _whiteout(upper / "keep")
+    _whiteout(upper / "never")  # hides nothing the lowers show: not a change
+    (upper / "etc").mkdir()
+    _whiteout(upper / "etc" / "group")
+    (upper / "etc" / "hidden").write_bytes(b"back")  # the middle layer hid it: added again
+    (upper / "opq").mkdir()
+    os.setxattr(upper / "opq", layer_apply.OVERLAY_USER_OPAQUE_XATTR, b"y")
+    (upper / "opq" / "new").write_bytes(b"n")
+    (upper / "fresh").mkdir()
+    (upper / "fresh" / ".wh..wh..opq").write_bytes(b"")  # fuse-overlayfs's marker, no change
+    found = [(change.path, change.kind) for change in layer_diff.upper_changes(upper, [middle, bottom])]
+    assert found == [
+        ("/etc", ChangeKind.CHANGED), ("/etc/group", ChangeKind.DELETED),
+        ("/etc/hidden", ChangeKind.ADDED), ("/fresh", ChangeKind.ADDED),
+        ("/keep", ChangeKind.DELETED), ("/mod", ChangeKind.CHANGED),
+        ("/opq", ChangeKind.CHANGED), ("/opq/new", ChangeKind.ADDED),
+        ("/opq/old", ChangeKind.DELETED),
+    ]
+    assert layer_diff.upper_diff_size(upper) == len(b"changed") + len(b"back") + len(b"n")
+
+
+def test_upper_diff_reproduces_the_merged_tree(
+    overlay_layers: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Applying the native diff of an upper onto a full copy of the lowers' tree gives what a
+    copy-style driver would hold: the same tree as applying the changes by hand."""
+    bottom, middle, upper = overlay_layers
+    _whiteout(upper / "keep")
+    (upper / "opq").mkdir()
+    os.setxattr(upper / "opq", layer_apply.OVERLAY_USER_OPAQUE_XATTR, b"y")
+    (upper / "opq" / "new").write_bytes(b"n")
+    (upper / "fresh").mkdir()
+    os.setxattr(upper / "fresh", layer_apply.OVERLAY_USER_OPAQUE_XATTR, b"y")
+    archive = b"".join(layer_diff.write_upper_diff(upper, [middle, bottom]))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        names = [member.name for member in tar]
+    assert names == ["fresh", ".wh.keep", "opq", "opq/.wh..wh..opq", "opq/new"]
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    _apply(merged, LayerBuilder().file("keep", b"k").dir("opq").file("opq/old"))
+    apply_layer(merged, io.BytesIO(archive), whiteouts=WhiteoutMode.DELETE)
+    assert _tree(merged) == ["fresh", "opq", "opq/new"]

@@ -1,16 +1,12 @@
-"""OCI layer archives: apply one to a directory safely, and write a tree's changes as one.
-
-Driver-independent tooling every storage driver may reuse:
+"""Applying an OCI layer archive to a directory, safely.
 
     apply_layer(root, archive, whiteouts=...)   unpack an uncompressed layer tar onto `root`
-    changes(lower, upper)                       what `upper` changed against `lower`, path by path
-    write_diff(lower, upper)                    those changes as an OCI layer tar stream
-    diff_size(lower, upper)                     the bytes those changes add
 
-The last three are the "naive diff" of containers/storage: compare two full trees, which is all a
-copy-style driver (vfs, btrfs) can do.
+Also the layer format's vocabulary the diff side (`dockyard.core.layer_diff`) writes back:
+whiteout names, the opaque marker, overlayfs's opaque attributes and the attributes that belong
+to the storage backend rather than to the files.
 
-Applying: nothing outside `root` is ever created, changed or removed, whatever the archive holds.
+Nothing outside `root` is ever created, changed or removed, whatever the archive holds.
 Every path is resolved *inside* the root, which acts as "/" for it: the parent directory of each
 entry is opened with openat2(2) and RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS (or, where the kernel
 or a seccomp filter refuses openat2, a component-by-component O_NOFOLLOW walk that resolves
@@ -24,8 +20,8 @@ follows a symlink. tarfile's own extraction and its filters are not used. Case b
   `a/etc/x` writes `<root>/etc/x` (contained), however the symlink was swapped earlier in the same
   archive. A parent path that runs into a dangling symlink or a symlink loop is UnsafeLayerError
   (rejected): its target does not exist in the layer, so no directory can be created for it. A
-  whiteout behind such a path hides nothing in DELETE mode and is rejected in OVERLAY mode, which
-  would have to create the directory to hold the whiteout.
+  whiteout behind such a path hides nothing in DELETE mode and is rejected in the overlay modes,
+  which would have to create the directory to hold the whiteout.
 - The last component is never followed: a file, directory, device, link or whiteout replaces or
   removes a symlink found there, never what it points to; metadata goes to the entry itself.
 - Symlink targets are data, stored as they are (absolute and `..` targets included).
@@ -34,14 +30,13 @@ follows a symlink. tarfile's own extraction and its filters are not used. Case b
 - Whiteouts: `.wh.` alone, `.wh..` and `.wh...` (whose target would be the directory itself or its
   parent) and a `.wh.`-prefixed name used as a directory (`.wh.../x`) are UnsafeLayerError.
   `.wh..wh.`-prefixed aufs metadata (other than the opaque marker) is skipped, as Docker does.
-- Extended attributes private to overlayfs (`trusted.overlay.*`, `user.overlay.*`) are never taken
-  from an archive: they would let a layer steer lookups into other layers. Attributes the
+- Extended attributes private to overlayfs (`trusted.overlay.*`, `user.overlay.*`) and
+  fuse-overlayfs (`user.fuseoverlayfs.*`) are never taken from an archive: they would let a layer
+  steer lookups into other layers. Attributes the
   filesystem or kernel refuses (ENOTSUP, EPERM) are skipped with a warning.
 
-Diffing: entries are compared on type, mode, owner, device number, mtime, size (not for
-directories), symlink target and extended attributes (`security.selinux` and the overlay ones
-excluded: they belong to the host, not the image). The archive keeps mtimes to the nanosecond (a
-PAX record when there is a fraction), so applying it reproduces the tree exactly.
+Mtimes are kept to the nanosecond (PAX records), files are written sparse (aligned runs of zeros
+stay holes), directories get their modes and times once everything inside them is written.
 
 Backend errors become DriverFailed (an OSError), ContentError (not a tar, an unsupported entry)
 or UnsafeLayerError (an entry that would escape or corrupt the layer), with `raise ... from exc`.
@@ -56,35 +51,36 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 from dockyard.core.digests import HashingReader
-from dockyard.core.drivers import Change, ChangeKind, LayerDiff
+from dockyard.core.drivers import LayerDiff
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
 from dockyard.core.log import get_logger
 
 __all__ = [
     "OPAQUE_MARKER",
     "OVERLAY_OPAQUE_XATTR",
+    "OVERLAY_USER_OPAQUE_XATTR",
+    "PRIVATE_XATTRS",
     "WHITEOUT_PREFIX",
+    "XATTR_PAX_PREFIX",
     "WhiteoutMode",
     "apply_layer",
-    "changes",
-    "diff_size",
-    "write_diff",
 ]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
-_AUFS_META_PREFIX = ".wh..wh."
-_XATTR_PAX_PREFIX = "SCHILY.xattr."
+OVERLAY_USER_OPAQUE_XATTR = "user.overlay.opaque"
+XATTR_PAX_PREFIX = "SCHILY.xattr."
 # Attributes that belong to the storage backend, not to the files: never applied from an archive,
 # never written into one.
-_PRIVATE_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
+PRIVATE_XATTRS = ("trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.", "security.selinux")
+_AUFS_META_PREFIX = ".wh..wh."
 _XATTR_REFUSED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM)
 
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
@@ -106,11 +102,22 @@ class WhiteoutMode(enum.Enum):
     DELETE suits copy-style drivers (vfs, btrfs), whose layer directory starts as a full copy of
     its parent: the whited-out path is deleted. OVERLAY suits overlayfs, whose layer directory holds
     only the layer's own entries: a whiteout becomes a 0:0 character device and an opaque directory
-    gets the `trusted.overlay.opaque=y` attribute, as the kernel expects.
+    gets the `trusted.overlay.opaque=y` attribute, as the kernel expects. OVERLAY_USERXATTR is
+    OVERLAY for rootless use, where `trusted.*` cannot be written: the opaque attribute is
+    `user.overlay.opaque`, which overlayfs reads when mounted with `userxattr` (and
+    fuse-overlayfs reads too).
     """
 
     DELETE = "delete"
     OVERLAY = "overlay"
+    OVERLAY_USERXATTR = "overlay-userxattr"
+
+    @property
+    def opaque_xattr(self) -> str:
+        """The attribute that marks a directory opaque in this mode (overlay modes only)."""
+        if self is WhiteoutMode.OVERLAY_USERXATTR:
+            return OVERLAY_USER_OPAQUE_XATTR
+        return OVERLAY_OPAQUE_XATTR
 
 
 # --- resolving paths inside a root ---------------------------------------------------------------
@@ -482,11 +489,11 @@ class _Applier:
             os.close(dirfd)
 
     def _opaque(self, directory: tuple[str, ...]) -> None:
-        if self.whiteouts is WhiteoutMode.OVERLAY:
+        if self.whiteouts is not WhiteoutMode.DELETE:
             self._mark_seen(directory)
             dirfd = self._open_dir(directory, create=True)
             try:
-                os.setxattr(dirfd, OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(dirfd, self.whiteouts.opaque_xattr, b"y")
             finally:
                 os.close(dirfd)
             return
@@ -571,10 +578,10 @@ def _make_device(dirfd: int, name: str, member: tarfile.TarInfo) -> bool:
 def _set_xattrs(dirfd: int, name: str, member: tarfile.TarInfo) -> None:
     """Set the `SCHILY.xattr.*` attributes; ones the filesystem or kernel refuses are skipped."""
     for key, value in member.pax_headers.items():
-        if not key.startswith(_XATTR_PAX_PREFIX):
+        if not key.startswith(XATTR_PAX_PREFIX):
             continue
-        attribute = key[len(_XATTR_PAX_PREFIX):]
-        if attribute.startswith(_PRIVATE_XATTRS):
+        attribute = key[len(XATTR_PAX_PREFIX):]
+        if attribute.startswith(PRIVATE_XATTRS):
             log.warning("private extended attribute skipped", entry=member.name, xattr=attribute)
             continue
         try:
@@ -638,262 +645,3 @@ def apply_layer(
         os.close(root_fd)
     return LayerDiff(reader.digest, reader.size)
 
-
-# --- naive diff ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Node:
-    """One scanned entry: its lstat, symlink target and extended attributes."""
-
-    st: os.stat_result
-    target: str = ""
-    xattrs: tuple[tuple[str, bytes], ...] = ()
-
-
-def _scan(root: Path) -> dict[str, _Node]:
-    """Every entry below `root` by relative path, read through directory descriptors opened with
-    O_NOFOLLOW, so a tree changing underneath (a running container) never leads the scan out."""
-    nodes: dict[str, _Node] = {}
-    top = os.open(root, _DIR_FLAGS)
-    stack: list[tuple[int, str, Iterator[str]]] = [(top, "", iter(sorted(os.listdir(top))))]
-    try:
-        while stack:
-            dirfd, prefix, names = stack[-1]
-            name = next(names, None)
-            if name is None:
-                os.close(dirfd)
-                stack.pop()
-                continue
-            found = _lstat(dirfd, name)
-            if found is None:
-                continue
-            path = prefix + name
-            nodes[path] = _Node(
-                found,
-                os.readlink(name, dir_fd=dirfd) if stat.S_ISLNK(found.st_mode) else "",
-                _read_xattrs(dirfd, name),
-            )
-            if stat.S_ISDIR(found.st_mode):
-                sub = _open_subdir(dirfd, name)
-                if sub is not None:
-                    stack.append((sub, path + "/", iter(sorted(os.listdir(sub)))))
-    finally:
-        for dirfd, _, _ in stack:
-            os.close(dirfd)
-    return nodes
-
-
-def _open_subdir(dirfd: int, name: str) -> int | None:
-    """Open a subdirectory without following a symlink; None if it vanished or was replaced."""
-    try:
-        return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dirfd)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _read_xattrs(dirfd: int, name: str) -> tuple[tuple[str, bytes], ...]:
-    path = _proc_path(dirfd, name)
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return ()
-        raise
-    found = []
-    for attribute in sorted(names):
-        if attribute.startswith(_PRIVATE_XATTRS):
-            continue
-        try:
-            found.append((attribute, os.getxattr(path, attribute, follow_symlinks=False)))
-        except OSError as exc:
-            if exc.errno != errno.ENODATA:  # removed since it was listed
-                raise
-    return tuple(found)
-
-
-def _differs(old: _Node, new: _Node) -> bool:
-    """Whether an entry changed: type, mode, owner, device, mtime, size (not for directories),
-    symlink target or extended attributes."""
-    a, b = old.st, new.st
-    if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
-        return True
-    if a.st_mtime_ns != b.st_mtime_ns:
-        return True
-    if not stat.S_ISDIR(b.st_mode) and a.st_size != b.st_size:
-        return True
-    if (stat.S_ISCHR(b.st_mode) or stat.S_ISBLK(b.st_mode)) and a.st_rdev != b.st_rdev:
-        return True
-    return old.target != new.target or old.xattrs != new.xattrs
-
-
-def _compare(
-    lower: Path | None, upper: Path
-) -> tuple[dict[str, _Node], list[tuple[str, ChangeKind]]]:
-    """Scan both trees; return upper's entries and the changes sorted by path components.
-
-    A deleted directory is reported alone, not with its contents. Every directory above a change
-    is reported changed, so a diff carries the metadata of the directories it writes into.
-    """
-    new = _scan(upper)
-    old = _scan(lower) if lower is not None else {}
-    kinds: dict[str, ChangeKind] = {}
-    for path, node in new.items():
-        before = old.get(path)
-        if before is None:
-            kinds[path] = ChangeKind.ADDED
-        elif _differs(before, node):
-            kinds[path] = ChangeKind.CHANGED
-    for path in old:
-        if path not in new and _parent_is_directory(path, new):
-            kinds[path] = ChangeKind.DELETED
-    for path in list(kinds):
-        parent = path.rpartition("/")[0]
-        while parent and parent not in kinds:
-            kinds[parent] = ChangeKind.CHANGED
-            parent = parent.rpartition("/")[0]
-    return new, sorted(kinds.items(), key=lambda item: item[0].split("/"))
-
-
-def _parent_is_directory(path: str, nodes: dict[str, _Node]) -> bool:
-    """Whether `path`'s parent is the root or a directory in `nodes`: a deleted entry is reported
-    only then, not when its parent went too (or became a file, which replaces it anyway)."""
-    parent = path.rpartition("/")[0]
-    return not parent or (parent in nodes and stat.S_ISDIR(nodes[parent].st.st_mode))
-
-
-def changes(lower: Path | None, upper: Path) -> list[Change]:
-    """What the tree `upper` changed against `lower` (None: against nothing), as `docker diff`
-    reports it: paths absolute inside the container, sorted, a deleted directory only once."""
-    try:
-        _, found = _compare(lower, upper)
-    except OSError as exc:
-        raise DriverFailed(f"cannot compare {upper} with {lower}: {exc}") from exc
-    return [Change("/" + path, kind) for path, kind in found]
-
-
-def diff_size(lower: Path | None, upper: Path) -> int:
-    """The bytes of regular files `upper` adds or changes against `lower`, each inode once."""
-    try:
-        nodes, found = _compare(lower, upper)
-    except OSError as exc:
-        raise DriverFailed(f"cannot compare {upper} with {lower}: {exc}") from exc
-    inodes: set[tuple[int, int]] = set()
-    total = 0
-    for path, kind in found:
-        st = nodes[path].st if kind is not ChangeKind.DELETED else None
-        if st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in inodes:
-            inodes.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
-
-
-def write_diff(lower: Path | None, upper: Path) -> Iterator[bytes]:
-    """`upper`'s changes against `lower` as an OCI layer tar (PAX), in chunks.
-
-    Deletions become `.wh.` whiteouts; entries that share an inode become hard links to the first
-    of them; extended attributes go in `SCHILY.xattr.*` records; owners, modes, device numbers
-    and nanosecond mtimes are kept; names carry no user or group name. The order is sorted by path
-    components, so equal trees give byte-identical archives. Sockets cannot be archived and are
-    left out. A file that changes size while it is read is cut or padded with zeros to the size
-    it had when the trees were compared (run the diff on a stopped container).
-    Applying the result to a copy of `lower` reproduces `upper`.
-    """
-    try:
-        nodes, found = _compare(lower, upper)
-        root_fd = os.open(upper, _DIR_FLAGS)
-    except OSError as exc:
-        raise DriverFailed(f"cannot compare {upper} with {lower}: {exc}") from exc
-    try:
-        links: dict[tuple[int, int], str] = {}
-        for path, kind in found:
-            if kind is ChangeKind.DELETED:
-                yield _header(_whiteout_info(path))
-                continue
-            info = _tar_info(path, nodes[path], links)
-            if info is None:
-                continue
-            yield _header(info)
-            if info.isreg() and info.size:
-                yield from _file_chunks(root_fd, path, info.size)
-        yield bytes(2 * tarfile.BLOCKSIZE)
-    except OSError as exc:
-        raise DriverFailed(f"cannot write the diff of {upper}: {exc}") from exc
-    finally:
-        os.close(root_fd)
-
-
-def _header(info: tarfile.TarInfo) -> bytes:
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-def _whiteout_info(path: str) -> tarfile.TarInfo:
-    parent, _, name = path.rpartition("/")
-    info = tarfile.TarInfo(f"{parent}/{WHITEOUT_PREFIX}{name}".removeprefix("/"))
-    info.mode = 0
-    return info
-
-
-def _tar_info(path: str, node: _Node, links: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
-    """The tar header of one entry; None for a socket."""
-    st = node.st
-    info = tarfile.TarInfo(path)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISSOCK(st.st_mode):
-        return None
-    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
-        first = links.setdefault((st.st_dev, st.st_ino), path)
-        if first != path:
-            info.type, info.linkname = tarfile.LNKTYPE, first
-            return info
-    seconds, fraction = divmod(st.st_mtime_ns, _NS)
-    info.mtime = seconds
-    pax = {
-        _XATTR_PAX_PREFIX + name: value.decode("utf-8", "surrogateescape")
-        for name, value in node.xattrs
-    }
-    if fraction:
-        pax["mtime"] = _format_ns(st.st_mtime_ns)
-    info.pax_headers = pax
-    if stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-    elif stat.S_ISREG(st.st_mode):
-        info.type, info.size = tarfile.REGTYPE, st.st_size
-    elif stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, node.target
-    elif stat.S_ISFIFO(st.st_mode):
-        info.type = tarfile.FIFOTYPE
-    else:
-        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    return info
-
-
-def _format_ns(ns: int) -> str:
-    seconds, fraction = divmod(abs(ns), _NS)
-    return f"{'-' if ns < 0 else ''}{seconds}.{fraction:09d}"
-
-
-def _file_chunks(root_fd: int, path: str, size: int) -> Iterator[bytes]:
-    """The content of regular file `path`, exactly `size` bytes, then padding to a tar block."""
-    parts = tuple(path.split("/"))
-    dirfd = _open_in_root(root_fd, parts[:-1])
-    try:
-        fd = os.open(
-            parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd
-        )
-    finally:
-        os.close(dirfd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DriverFailed(f"{path} stopped being a regular file while the diff was written")
-        remaining = size
-        while remaining:
-            chunk = os.read(fd, min(remaining, _CHUNK)) or bytes(min(remaining, _CHUNK))
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        os.close(fd)
-    if size % tarfile.BLOCKSIZE:
-        yield bytes(tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
