@@ -10,6 +10,10 @@
     ├── StoreError                on-disk state is unreadable or a write failed
     ├── ContentError              content does not match its digest, size or declared type
     ├── UnsafeLayerError          a layer archive tries to reach outside its layer
+    ├── RegistryError             a registry refused a request or could not be reached
+    ├── CommandError              a container's command could not be started (Docker's 126/127)
+    │   ├── CommandNotFound       no such executable in the container (exit status 127)
+    │   └── CommandNotExecutable  it exists but cannot be executed: permissions, format (126)
     └── DriverError               a driver could not do what was asked
         ├── DriverNotSupported    this host cannot run the driver at all (wrong kernel, filesystem, ...)
         ├── DriverPrerequisites   the host could, but something is missing (a package, a module, a mount)
@@ -23,6 +27,9 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousIdError",
+    "CommandError",
+    "CommandNotExecutable",
+    "CommandNotFound",
     "ConflictError",
     "ContentError",
     "DockyardError",
@@ -33,6 +40,7 @@ __all__ = [
     "InvalidDigest",
     "InvalidReference",
     "NotFoundError",
+    "RegistryError",
     "StoreError",
     "UnsafeLayerError",
     "UsageError",
@@ -79,6 +87,37 @@ class ContentError(DockyardError):
 
 class UnsafeLayerError(DockyardError):
     """A layer archive contains an entry that would escape or corrupt the layer."""
+
+
+class RegistryError(DockyardError):
+    """A registry refused a request or could not be reached; `status` is the HTTP status, if any.
+
+    The message follows Docker's shape, `Get "URL": unauthorized: authentication required`, so a
+    user sees which request failed and the registry's own words.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CommandError(DockyardError):
+    """The container was set up but its command could not be executed.
+
+    `exit_code` is what `docker run` exits with in that case, so the CLI can pass it on.
+    """
+
+
+class CommandNotFound(CommandError):
+    """The command is not a file in the container (`executable file not found in $PATH`)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(CommandError):
+    """The command exists in the container but cannot be executed (`permission denied`)."""
+
+    exit_code = 126
 
 
 class DriverError(DockyardError):

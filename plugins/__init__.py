@@ -6,4 +6,10 @@ loads this list through the plugin manager and never imports a driver module its
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "dockyard.plugins.storage.vfs",
+    "dockyard.plugins.storage.overlay",
+    "dockyard.plugins.storage.btrfs",
+    "dockyard.plugins.isolation.namespaces",
+    "dockyard.plugins.isolation.oci",
+    "dockyard.plugins.network.none",
+    "dockyard.plugins.network.host",
 )

@@ -1,0 +1,88 @@
+"""Paths inside a root directory that can never lead out of it: openat2(2) with RESOLVE_IN_ROOT.
+
+A container image is untrusted: its /dev or /proc may be a symlink to /etc or to `../../..`.
+Resolving such a path with the kernel scoping every symlink and `..` to the root (as if the
+process had chrooted there) keeps every mount and every created file inside the image; mounting
+onto `/proc/self/fd/N` of the opened object then hits exactly what was resolved, whatever is
+renamed meanwhile.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import posixpath
+
+from dockyard.core.linux.libc import check, libc
+
+__all__ = ["ensure_in_root", "fd_path", "open_in_root"]
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_IN_ROOT = 0x10
+
+_SYS_OPENAT2 = 437  # the same number on every architecture (added after the tables were unified)
+_MAX_LINKS = 40  # as the kernel's own limit on followed symlinks
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def fd_path(fd: int) -> str:
+    """The /proc/self/fd path of `fd`: mount(2) onto it targets the very object `fd` refers to."""
+    return f"/proc/self/fd/{fd}"
+
+
+def open_in_root(root_fd: int, path: str, *, flags: int = os.O_PATH, no_symlinks: bool = False) -> int:
+    """Open `path` as if `root_fd` were `/`: symlinks and `..` never leave it.
+
+    Returns a close-on-exec descriptor (O_PATH unless `flags` says otherwise). With `no_symlinks`,
+    any symlink on the way is refused with ELOOP. Magic links (/proc/PID/fd/N) are always refused.
+    """
+    resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if no_symlinks else 0)
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
+    call = libc().syscall
+    call.restype = ctypes.c_long
+    encoded = os.fsencode(path.lstrip("/") or ".")
+    for _ in range(16):  # EAGAIN: a concurrent rename made the kernel give up; try again
+        result = call(_SYS_OPENAT2, root_fd, encoded, ctypes.byref(how), ctypes.sizeof(how))
+        if result != -1 or ctypes.get_errno() != errno.EAGAIN:
+            break
+    return check(result, f"openat2 {path}")
+
+
+def ensure_in_root(root_fd: int, path: str, *, directory: bool, no_symlinks: bool = False) -> int:
+    """Open `path` inside the root, creating what is missing (`mkdir -p`, then the last part as a
+    directory or an empty file), and return an O_PATH descriptor of it.
+
+    A dangling symlink on the way is followed inside the root, so the object is created where the
+    link points within the image, never on the host; with `no_symlinks` it is refused (ELOOP).
+    """
+    return _ensure(root_fd, posixpath.normpath("/" + path.lstrip("/")), directory, no_symlinks, 0)
+
+
+def _ensure(root_fd: int, path: str, directory: bool, no_symlinks: bool, links: int) -> int:
+    try:
+        return open_in_root(root_fd, path, no_symlinks=no_symlinks)
+    except FileNotFoundError:
+        pass
+    parent, name = posixpath.split(path)
+    parent_fd = _ensure(root_fd, parent, True, no_symlinks, links)
+    try:
+        if directory:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+        else:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            os.close(os.open(name, flags, 0o644, dir_fd=parent_fd))
+    except FileExistsError:
+        # A dangling symlink (the only existing entry openat2 reports as missing).
+        target = os.readlink(name, dir_fd=parent_fd)
+        if no_symlinks or links >= _MAX_LINKS:
+            raise OSError(errno.ELOOP, f"{path}: too many or forbidden symlinks") from None
+        followed = posixpath.normpath(posixpath.join(parent, target))
+        return _ensure(root_fd, followed, directory, no_symlinks, links + 1)
+    finally:
+        os.close(parent_fd)
+    return open_in_root(root_fd, path, no_symlinks=no_symlinks)
