@@ -33,6 +33,7 @@ def import_image(
     """Create a one-layer image from a (possibly compressed) filesystem tarball, as `docker import`."""
     from dockyard.core.compression import open_decompressed
     from dockyard.core.digests import HashingReader
+    from dockyard.core.image_assembly import keep_layer_tar
 
     target = parse_reference(reference) if reference else None
     runtime_config = apply_changes({}, changes)
@@ -63,6 +64,7 @@ def import_image(
         with ExitStack() as hold:
             layer = engine.layers.ensure(parent=None, diff_id=diff_id, archive=staged_archive, hold=hold)
             with engine.images.locked():
+                keep_layer_tar(engine, staged, diff_id=diff_id, size=reader.size)
                 image_id = engine.images.add(
                     config=json.dumps(config, separators=(",", ":")).encode(),
                     layers=[layer.chain_id],
@@ -132,10 +134,13 @@ def remove_image(engine: Engine, name: str, *, force: bool) -> RemovalReport:
 
 
 def _delete(engine: Engine, image: Image) -> int:
-    """Delete an image and its unused layers (lock held); returns the bytes freed."""
+    """Delete an image, its unused layers and their kept blobs (lock held); returns the bytes freed."""
+    from dockyard.core.image_assembly import collect_layer_blobs
+
     engine.images.delete(image.id)
     sizes = {chain: engine.layers.get(chain) for chain in image.layers}
     removed = engine.layers.remove_unused(engine.images.used_layers())
+    collect_layer_blobs(engine)
     return sum(record.size for chain, record in sizes.items() if record and chain in removed)
 
 
