@@ -147,8 +147,10 @@ def _openat2() -> Callable[[int, str, int], int] | None:
         how = OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
         for _ in range(64):  # EAGAIN: a rename raced the lookup; the kernel asks for a retry
             fd = syscall(
-                ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(dirfd),
-                ctypes.c_char_p(os.fsencode(path)), ctypes.byref(how),
+                ctypes.c_long(_SYS_OPENAT2),
+                ctypes.c_long(dirfd),
+                ctypes.c_char_p(os.fsencode(path)),
+                ctypes.byref(how),
                 ctypes.c_size_t(ctypes.sizeof(how)),
             )
             if fd >= 0:
@@ -346,9 +348,7 @@ class _Applier:
                 if found is None or (found.st_dev, found.st_ino) != meta.inode:
                     continue
                 os.chmod(name, meta.mode, dir_fd=dirfd, follow_symlinks=False)
-                os.utime(
-                    name, ns=(meta.atime_ns, meta.mtime_ns), dir_fd=dirfd, follow_symlinks=False
-                )
+                os.utime(name, ns=(meta.atime_ns, meta.mtime_ns), dir_fd=dirfd, follow_symlinks=False)
             finally:
                 os.close(dirfd)
 
@@ -380,13 +380,10 @@ class _Applier:
             return _open_in_root(self.root_fd, parts)
         except FileNotFoundError:
             raise UnsafeLayerError(
-                f"layer entry {self.current!r} goes through a symlink that leads nowhere "
-                "inside the layer"
+                f"layer entry {self.current!r} goes through a symlink that leads nowhere inside the layer"
             ) from None
 
-    def _create(
-        self, dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.TarFile
-    ) -> bool:
+    def _create(self, dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> bool:
         """Create the entry, replacing what was there; False when it takes no metadata."""
         existing = _lstat(dirfd, name)
         if member.isdir():
@@ -424,16 +421,12 @@ class _Applier:
                     f"hard link {member.name!r} points at {member.linkname!r}, not in the layer"
                 )
             _remove(dirfd, name)
-            os.link(
-                target[-1], name, src_dir_fd=target_dir, dst_dir_fd=dirfd, follow_symlinks=False
-            )
+            os.link(target[-1], name, src_dir_fd=target_dir, dst_dir_fd=dirfd, follow_symlinks=False)
         finally:
             os.close(target_dir)
         return False
 
-    def _set_metadata(
-        self, dirfd: int, name: str, member: tarfile.TarInfo, parts: tuple[str, ...]
-    ) -> None:
+    def _set_metadata(self, dirfd: int, name: str, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         """Owner, mode, extended attributes and times, in the order that keeps them all.
 
         chown clears setuid bits and file capabilities, so it goes first; a directory's mode and
@@ -465,7 +458,7 @@ class _Applier:
         if base == OPAQUE_MARKER:
             self._opaque(directory)
             return
-        hidden = base[len(WHITEOUT_PREFIX):]
+        hidden = base[len(WHITEOUT_PREFIX) :]
         if hidden in ("", ".", ".."):
             raise UnsafeLayerError(f"whiteout {self.current!r} names no entry")
         if (*directory, hidden) in self.seen:
@@ -520,8 +513,13 @@ class _Applier:
 def _check_type(member: tarfile.TarInfo) -> None:
     """Refuse entry types a layer cannot hold, and link targets that are not plain text."""
     if not (
-        member.isreg() or member.isdir() or member.issym() or member.islnk()
-        or member.ischr() or member.isblk() or member.isfifo()
+        member.isreg()
+        or member.isdir()
+        or member.issym()
+        or member.islnk()
+        or member.ischr()
+        or member.isblk()
+        or member.isfifo()
     ):
         raise ContentError(f"layer entry {member.name!r} has unsupported type {member.type!r}")
     if "\0" in member.linkname:
@@ -534,7 +532,9 @@ def _write_file(dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.Tar
     if source is None:
         raise ContentError(f"layer entry {member.name!r} has no content")
     fd = os.open(
-        name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+        name,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
         dir_fd=dirfd,
     )
     try:
@@ -580,20 +580,24 @@ def _set_xattrs(dirfd: int, name: str, member: tarfile.TarInfo) -> None:
     for key, value in member.pax_headers.items():
         if not key.startswith(XATTR_PAX_PREFIX):
             continue
-        attribute = key[len(XATTR_PAX_PREFIX):]
+        attribute = key[len(XATTR_PAX_PREFIX) :]
         if attribute.startswith(PRIVATE_XATTRS):
             log.warning("private extended attribute skipped", entry=member.name, xattr=attribute)
             continue
         try:
             os.setxattr(
-                _proc_path(dirfd, name), attribute, value.encode("utf-8", "surrogateescape"),
+                _proc_path(dirfd, name),
+                attribute,
+                value.encode("utf-8", "surrogateescape"),
                 follow_symlinks=False,
             )
         except OSError as exc:
             if exc.errno not in _XATTR_REFUSED:
                 raise
             log.warning(
-                "extended attribute not kept", entry=member.name, xattr=attribute,
+                "extended attribute not kept",
+                entry=member.name,
+                xattr=attribute,
                 reason=os.strerror(exc.errno),
             )
 
@@ -644,4 +648,3 @@ def apply_layer(
     finally:
         os.close(root_fd)
     return LayerDiff(reader.digest, reader.size)
-

@@ -271,7 +271,7 @@ def _read_upper(upper: Path) -> tuple[dict[str, _Node], Plan, set[str]]:
             if name in _OPAQUE_ENTRIES:
                 opaque.add(parent)
             else:
-                hidden = name[len(WHITEOUT_PREFIX):]
+                hidden = name[len(WHITEOUT_PREFIX) :]
                 plan[f"{parent}/{hidden}" if parent else hidden] = ChangeKind.DELETED
         elif _is_whiteout(node.st):
             plan[path] = ChangeKind.DELETED
@@ -327,8 +327,7 @@ def write_upper_diff(upper: Path, lowers: Sequence[Path]) -> Iterator[bytes]:
     try:
         nodes, plan, opaque = _read_upper(upper)
         hiding = {
-            directory for directory in opaque
-            if not directory or view.lookup(tuple(directory.split("/")))
+            directory for directory in opaque if not directory or view.lookup(tuple(directory.split("/")))
         }
     except OSError as exc:
         raise DriverFailed(f"cannot read the changes in {upper}: {exc}") from exc
@@ -410,9 +409,7 @@ def _file_bytes(nodes: dict[str, _Node], paths: list[str]) -> int:
     return total
 
 
-def _write(
-    upper: Path, nodes: dict[str, _Node], plan: Plan, *, opaque: set[str]
-) -> Iterator[bytes]:
+def _write(upper: Path, nodes: dict[str, _Node], plan: Plan, *, opaque: set[str]) -> Iterator[bytes]:
     """The archive of a plan: a whiteout per deletion, every other entry with its content, and
     an opaque marker after each directory in `opaque`."""
     try:
@@ -472,10 +469,7 @@ def _tar_info(path: str, node: _Node, links: dict[tuple[int, int], str]) -> tarf
             return info
     seconds, fraction = divmod(st.st_mtime_ns, _NS)
     info.mtime = seconds
-    pax = {
-        XATTR_PAX_PREFIX + name: value.decode("utf-8", "surrogateescape")
-        for name, value in node.xattrs
-    }
+    pax = {XATTR_PAX_PREFIX + name: value.decode("utf-8", "surrogateescape") for name, value in node.xattrs}
     if fraction:
         pax["mtime"] = _format_ns(st.st_mtime_ns)
     info.pax_headers = pax
@@ -519,9 +513,7 @@ def _file_chunks(root_fd: int, path: str, size: int) -> Iterator[bytes]:
     parts = tuple(path.split("/"))
     dirfd = _open_directory(root_fd, parts[:-1])
     try:
-        fd = os.open(
-            parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd
-        )
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd)
     finally:
         os.close(dirfd)
     try:

@@ -110,7 +110,7 @@ class _SparseSource:
         for offset, data in self._chunks.items():
             low, high = max(offset, start), min(offset + len(data), stop)
             if low < high:
-                block[low - start:high - start] = data[low - offset:high - offset]
+                block[low - start : high - start] = data[low - offset : high - offset]
         self._position = stop
         return bytes(block)
 
@@ -135,13 +135,21 @@ class LayerBuilder:
         return self
 
     def file(
-        self, name: str, data: bytes = b"", *, mode: int = 0o644, uid: int = 0, gid: int = 0,
-        mtime: float = DEFAULT_MTIME, xattrs: Mapping[str, bytes] | None = None,
+        self,
+        name: str,
+        data: bytes = b"",
+        *,
+        mode: int = 0o644,
+        uid: int = 0,
+        gid: int = 0,
+        mtime: float = DEFAULT_MTIME,
+        xattrs: Mapping[str, bytes] | None = None,
         pax: Mapping[str, str] | None = None,
     ) -> LayerBuilder:
         """A regular file; `pax` adds raw PAX records (an exact `mtime`, say)."""
-        entry = _Entry(name, "file", data, len(data), mode=mode, uid=uid, gid=gid, mtime=mtime,
-                       pax=dict(pax or {}))
+        entry = _Entry(
+            name, "file", data, len(data), mode=mode, uid=uid, gid=gid, mtime=mtime, pax=dict(pax or {})
+        )
         return self._add(entry, xattrs)
 
     def sparse_file(
@@ -151,14 +159,26 @@ class LayerBuilder:
         return self._add(_Entry(name, "file", size=size, chunks=dict(chunks), mode=mode), None)
 
     def dir(
-        self, name: str, *, mode: int = 0o755, uid: int = 0, gid: int = 0,
-        mtime: float = DEFAULT_MTIME, xattrs: Mapping[str, bytes] | None = None,
+        self,
+        name: str,
+        *,
+        mode: int = 0o755,
+        uid: int = 0,
+        gid: int = 0,
+        mtime: float = DEFAULT_MTIME,
+        xattrs: Mapping[str, bytes] | None = None,
     ) -> LayerBuilder:
         """A directory."""
         return self._add(_Entry(name, "dir", mode=mode, uid=uid, gid=gid, mtime=mtime), xattrs)
 
     def symlink(
-        self, name: str, target: str, *, mode: int = 0o777, uid: int = 0, gid: int = 0,
+        self,
+        name: str,
+        target: str,
+        *,
+        mode: int = 0o777,
+        uid: int = 0,
+        gid: int = 0,
         mtime: float = DEFAULT_MTIME,
     ) -> LayerBuilder:
         """A symbolic link to `target`, stored as it is."""
@@ -169,15 +189,11 @@ class LayerBuilder:
         """A hard link to the earlier entry `target`."""
         return self._add(_Entry(name, "hardlink", linkname=target), None)
 
-    def char_device(
-        self, name: str, major: int, minor: int, *, mode: int = 0o666
-    ) -> LayerBuilder:
+    def char_device(self, name: str, major: int, minor: int, *, mode: int = 0o666) -> LayerBuilder:
         """A character device node."""
         return self._add(_Entry(name, "char", device=(major, minor), mode=mode), None)
 
-    def block_device(
-        self, name: str, major: int, minor: int, *, mode: int = 0o660
-    ) -> LayerBuilder:
+    def block_device(self, name: str, major: int, minor: int, *, mode: int = 0o660) -> LayerBuilder:
         """A block device node."""
         return self._add(_Entry(name, "block", device=(major, minor), mode=mode), None)
 
@@ -221,8 +237,12 @@ def _tar_info(entry: _Entry) -> tarfile.TarInfo:
     import tarfile
 
     types = {
-        "file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-        "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
+        "file": tarfile.REGTYPE,
+        "dir": tarfile.DIRTYPE,
+        "symlink": tarfile.SYMTYPE,
+        "hardlink": tarfile.LNKTYPE,
+        "char": tarfile.CHRTYPE,
+        "block": tarfile.BLKTYPE,
         "fifo": tarfile.FIFOTYPE,
     }
     info = tarfile.TarInfo(entry.name)
@@ -261,7 +281,9 @@ def tree_snapshot(root: Path, *, root_times: bool = True) -> dict[str, tuple[obj
         if not is_dir and st.st_nlink > 1:
             link = inodes.setdefault((st.st_dev, st.st_ino), path)
         snapshot[path] = (
-            stat.filemode(st.st_mode), st.st_uid, st.st_gid,
+            stat.filemode(st.st_mode),
+            st.st_uid,
+            st.st_gid,
             None if is_dir else st.st_size,
             None if (path == "" and not root_times) else st.st_mtime_ns,
             st.st_rdev if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else None,
@@ -282,7 +304,8 @@ def _xattrs(path: Path) -> tuple[tuple[str, bytes], ...]:
         raise
     return tuple(
         (name, os.getxattr(path, name, follow_symlinks=False))
-        for name in sorted(names) if name != "security.selinux"
+        for name in sorted(names)
+        if name != "security.selinux"
     )
 
 
@@ -343,7 +366,9 @@ def dockyard_storage_context(
     """A DriverContext with the home above, a fresh run directory under the test's tmp_path and
     the options above (rootless when not root)."""
     return DriverContext(
-        home=dockyard_storage_home, run_dir=tmp_path / "run", rootless=not _IS_ROOT,
+        home=dockyard_storage_home,
+        run_dir=tmp_path / "run",
+        rootless=not _IS_ROOT,
         options=dockyard_storage_options,
     )
 
@@ -411,26 +436,22 @@ def _absolute_name(canary: Path) -> AttackPlan:
 
 def _symlink_root_then_write(canary: Path) -> AttackPlan:
     """`a -> /` then `a/…/canary/evil`: writing through an absolute symlink."""
-    upper = (
-        LayerBuilder().symlink("a", "/", mode=_ROOT_MODE)
-        .file(f"a/{_inside(canary)}/evil", b"evil")
-    )
+    upper = LayerBuilder().symlink("a", "/", mode=_ROOT_MODE).file(f"a/{_inside(canary)}/evil", b"evil")
     return AttackPlan(upper, inside={"a": None, f"{_inside(canary)}/evil": b"evil"})
 
 
 def _symlink_dotdot_then_write(canary: Path) -> AttackPlan:
     """`a -> ../../../…` then `a/…/canary/evil`: writing through a climbing symlink."""
-    upper = (
-        LayerBuilder().symlink("a", _UP, mode=_ROOT_MODE)
-        .file(f"a/{_inside(canary)}/evil", b"evil")
-    )
+    upper = LayerBuilder().symlink("a", _UP, mode=_ROOT_MODE).file(f"a/{_inside(canary)}/evil", b"evil")
     return AttackPlan(upper, inside={f"{_inside(canary)}/evil": b"evil"})
 
 
 def _symlink_chain_then_write(canary: Path) -> AttackPlan:
     """`a -> b`, `b -> ../../…` then `a/…/canary/evil`: a chain of symlinks."""
     upper = (
-        LayerBuilder().symlink("a", "b").symlink("b", _UP, mode=_ROOT_MODE)
+        LayerBuilder()
+        .symlink("a", "b")
+        .symlink("b", _UP, mode=_ROOT_MODE)
         .file(f"a/{_inside(canary)}/evil", b"evil")
     )
     return AttackPlan(upper, inside={f"{_inside(canary)}/evil": b"evil"})
@@ -461,8 +482,12 @@ def _symlink_loop(canary: Path) -> AttackPlan:
 def _symlink_swapped(canary: Path) -> AttackPlan:
     """`d -> sub`, `d/x`, then `d` swapped for `d -> ../../…` and `d/…/canary/y`."""
     upper = (
-        LayerBuilder().dir("sub").symlink("d", "sub").file("d/x", b"x")
-        .symlink("d", _UP, mode=_ROOT_MODE).file(f"d/{_inside(canary)}/y", b"y")
+        LayerBuilder()
+        .dir("sub")
+        .symlink("d", "sub")
+        .file("d/x", b"x")
+        .symlink("d", _UP, mode=_ROOT_MODE)
+        .file(f"d/{_inside(canary)}/y", b"y")
     )
     return AttackPlan(upper, inside={"sub/x": b"x", f"{_inside(canary)}/y": b"y"})
 
@@ -484,10 +509,7 @@ def _hardlink_through_symlink(canary: Path) -> AttackPlan:
 
 def _hardlink_to_symlink_then_write(canary: Path) -> AttackPlan:
     """`s -> /…/canary/secret`, `h` a hard link to `s`, then a file `h`: must replace `h`."""
-    upper = (
-        LayerBuilder().symlink("s", f"{canary}/secret").hardlink("h", "s")
-        .file("h", b"evil", mode=0o777)
-    )
+    upper = LayerBuilder().symlink("s", f"{canary}/secret").hardlink("h", "s").file("h", b"evil", mode=0o777)
     return AttackPlan(upper, inside={"h": b"evil", "s": None})
 
 
@@ -564,10 +586,7 @@ def _device_dotdot(canary: Path) -> AttackPlan:
 
 def _device_through_symlink(canary: Path) -> AttackPlan:
     """`a -> /`, then a device node at `a/…/canary/null`."""
-    upper = (
-        LayerBuilder().symlink("a", "/", mode=_ROOT_MODE)
-        .char_device(f"a/{_inside(canary)}/null", 1, 3)
-    )
+    upper = LayerBuilder().symlink("a", "/", mode=_ROOT_MODE).char_device(f"a/{_inside(canary)}/null", 1, 3)
     return AttackPlan(upper, inside={f"{_inside(canary)}/null": None})
 
 
@@ -585,9 +604,7 @@ EXTRACTION_ATTACKS: tuple[ExtractionAttack, ...] = (
     ExtractionAttack("hardlink-dotdot", _hardlink_dotdot, rejected=True),
     ExtractionAttack("hardlink-absolute", _hardlink_absolute, rejected=True),
     ExtractionAttack("hardlink-through-symlink", _hardlink_through_symlink, rejected=True),
-    ExtractionAttack(
-        "hardlink-to-symlink-then-write", _hardlink_to_symlink_then_write, rejected=False
-    ),
+    ExtractionAttack("hardlink-to-symlink-then-write", _hardlink_to_symlink_then_write, rejected=False),
     ExtractionAttack("file-over-symlink", _file_over_symlink, rejected=False),
     ExtractionAttack("dir-over-symlink", _dir_over_symlink, rejected=False),
     ExtractionAttack("symlink-metadata", _symlink_metadata, rejected=False),
@@ -596,15 +613,11 @@ EXTRACTION_ATTACKS: tuple[ExtractionAttack, ...] = (
     ExtractionAttack("whiteout-dotdot", _whiteout_dotdot, rejected=True),
     ExtractionAttack("whiteout-as-directory", _whiteout_as_directory, rejected=True),
     ExtractionAttack("whiteout-through-symlink", _whiteout_through_symlink, rejected=None),
-    ExtractionAttack(
-        "whiteout-through-parent-symlink", _whiteout_through_parent_symlink, rejected=None
-    ),
+    ExtractionAttack("whiteout-through-parent-symlink", _whiteout_through_parent_symlink, rejected=None),
     ExtractionAttack("opaque-through-symlink", _opaque_through_symlink, rejected=None),
     ExtractionAttack("root-as-file", _root_as_file, rejected=True),
     ExtractionAttack("device-dotdot", _device_dotdot, rejected=True),
-    ExtractionAttack(
-        "device-through-symlink", _device_through_symlink, rejected=False, needs_root=True
-    ),
+    ExtractionAttack("device-through-symlink", _device_through_symlink, rejected=False, needs_root=True),
 )
 
 
@@ -640,9 +653,7 @@ def _mounted(driver: StorageDriver, layer: str) -> Iterator[Path]:
         driver.unmount(layer)
 
 
-def _layer(
-    driver: StorageDriver, name: str, parent: str | None, content: LayerBuilder | None = None
-) -> str:
+def _layer(driver: StorageDriver, name: str, parent: str | None, content: LayerBuilder | None = None) -> str:
     """Create the layer `name` on `parent`, apply `content` to it, return its id."""
     created = layer_id(name)
     driver.create_layer(created, parent)
@@ -696,20 +707,43 @@ def _rich_layers(*, xattrs: bool) -> tuple[LayerBuilder, LayerBuilder]:
     owners only as root, `user.*` attributes only where the filesystem takes them)."""
     attributes = {"user.note": b"kept", "user.raw": b"\xff\x00\x01"} if xattrs else None
     base = (
-        LayerBuilder().dir("etc").file("etc/passwd", b"root:x:0:0\n").file("etc/gone", b"gone")
-        .dir("tree").file("tree/a", b"a").dir("tree/sub").file("tree/sub/b", b"b")
-        .dir("opaque").file("opaque/old", b"old").file("f2d", b"file").dir("d2f")
-        .file("d2f/inner", b"inner").file("same", b"unchanged")
+        LayerBuilder()
+        .dir("etc")
+        .file("etc/passwd", b"root:x:0:0\n")
+        .file("etc/gone", b"gone")
+        .dir("tree")
+        .file("tree/a", b"a")
+        .dir("tree/sub")
+        .file("tree/sub/b", b"b")
+        .dir("opaque")
+        .file("opaque/old", b"old")
+        .file("f2d", b"file")
+        .dir("d2f")
+        .file("d2f/inner", b"inner")
+        .file("same", b"unchanged")
     )
     upper = (
-        LayerBuilder().dir("etc", mode=0o750).file("etc/passwd", b"root:x:0:0\nuser:x:1:1\n")
-        .whiteout("etc/gone").whiteout("tree").opaque("opaque").file("opaque/new", b"new")
-        .file("f2d.tmp", b"").whiteout("f2d.tmp").dir("f2d", mode=0o700).file("d2f", b"now a file")
-        .dir("bin").file("bin/tool", b"#!/bin/sh\n", mode=0o4755, xattrs=attributes)
-        .hardlink("bin/tool-link", "bin/tool").symlink("bin/abs", "/nonexistent/passwd")
-        .symlink("bin/rel", "../etc/passwd").symlink("bin/dangling", "/nowhere")
-        .dir("tmp", mode=0o1777, xattrs=attributes).fifo("tmp/pipe", mode=0o600)
-        .file("exact", b"ns", pax={"mtime": "1600000000.123456789"}).file("empty", b"")
+        LayerBuilder()
+        .dir("etc", mode=0o750)
+        .file("etc/passwd", b"root:x:0:0\nuser:x:1:1\n")
+        .whiteout("etc/gone")
+        .whiteout("tree")
+        .opaque("opaque")
+        .file("opaque/new", b"new")
+        .file("f2d.tmp", b"")
+        .whiteout("f2d.tmp")
+        .dir("f2d", mode=0o700)
+        .file("d2f", b"now a file")
+        .dir("bin")
+        .file("bin/tool", b"#!/bin/sh\n", mode=0o4755, xattrs=attributes)
+        .hardlink("bin/tool-link", "bin/tool")
+        .symlink("bin/abs", "/nonexistent/passwd")
+        .symlink("bin/rel", "../etc/passwd")
+        .symlink("bin/dangling", "/nowhere")
+        .dir("tmp", mode=0o1777, xattrs=attributes)
+        .fifo("tmp/pipe", mode=0o600)
+        .file("exact", b"ns", pax={"mtime": "1600000000.123456789"})
+        .file("empty", b"")
         .sparse_file("sparse", 4 << 20, {1 << 20: b"data"})
     )
     if _IS_ROOT:
@@ -745,9 +779,7 @@ class StorageDriverConformance:
         storage_driver.remove(child)  # removing what is gone is not an error
         assert storage_driver.exists(base)
 
-    def test_create_refuses_duplicates_and_missing_parents(
-        self, storage_driver: StorageDriver
-    ) -> None:
+    def test_create_refuses_duplicates_and_missing_parents(self, storage_driver: StorageDriver) -> None:
         """An existing id is a conflict; a missing parent or layer is not found."""
         base = _layer(storage_driver, "base", None)
         with pytest.raises(ConflictError):
@@ -757,9 +789,7 @@ class StorageDriverConformance:
         with pytest.raises(NotFoundError):
             storage_driver.mount(layer_id("missing"))
 
-    def test_apply_reports_digest_and_size_and_child_sees_parent(
-        self, storage_driver: StorageDriver
-    ) -> None:
+    def test_apply_reports_digest_and_size_and_child_sees_parent(self, storage_driver: StorageDriver) -> None:
         """apply_diff reports the digest and size of the whole stream; a child starts as an
         unchanged view of its parent."""
         archive = LayerBuilder().dir("etc").file("etc/hostname", b"base\n").build()
@@ -779,31 +809,47 @@ class StorageDriverConformance:
         """Whiteouts and opaque markers hide what lower layers hold, never the layer's own
         entries (an opaque marker keeps what came before it in the same archive)."""
         lower = (
-            LayerBuilder().file("gone", b"1").dir("tree").file("tree/a", b"a").dir("tree/sub")
-            .file("tree/sub/b", b"b").dir("opaque").file("opaque/old", b"old")
-            .dir("opaque/keep").file("opaque/keep/old", b"old").file("kept", b"kept")
+            LayerBuilder()
+            .file("gone", b"1")
+            .dir("tree")
+            .file("tree/a", b"a")
+            .dir("tree/sub")
+            .file("tree/sub/b", b"b")
+            .dir("opaque")
+            .file("opaque/old", b"old")
+            .dir("opaque/keep")
+            .file("opaque/keep/old", b"old")
+            .file("kept", b"kept")
         )
         upper = (
-            LayerBuilder().whiteout("gone").whiteout("tree").whiteout("never-existed")
-            .dir("opaque").file("opaque/keep/new", b"new")  # before the marker: stays
-            .opaque("opaque").file("opaque/after", b"after")
-            .file("fresh", b"fresh").whiteout("fresh")  # a layer never hides its own entries
+            LayerBuilder()
+            .whiteout("gone")
+            .whiteout("tree")
+            .whiteout("never-existed")
+            .dir("opaque")
+            .file("opaque/keep/new", b"new")  # before the marker: stays
+            .opaque("opaque")
+            .file("opaque/after", b"after")
+            .file("fresh", b"fresh")
+            .whiteout("fresh")  # a layer never hides its own entries
         )
         base = _layer(storage_driver, "base", None, lower)
         child = _layer(storage_driver, "child", base, upper)
         with _mounted(storage_driver, child) as root:
             assert _listing(root) == [
-                "fresh", "kept", "opaque", "opaque/after", "opaque/keep", "opaque/keep/new",
+                "fresh",
+                "kept",
+                "opaque",
+                "opaque/after",
+                "opaque/keep",
+                "opaque/keep/new",
             ]
         with _mounted(storage_driver, base) as root:
             assert "gone" in _listing(root) and "opaque/old" in _listing(root)
 
     def test_hardlinks(self, storage_driver: StorageDriver) -> None:
         """Hard links share one inode."""
-        upper = (
-            LayerBuilder().dir("d").file("d/f", b"data").hardlink("d/h", "d/f")
-            .hardlink("g", "./d/f")
-        )
+        upper = LayerBuilder().dir("d").file("d/f", b"data").hardlink("d/h", "d/f").hardlink("g", "./d/f")
         layer = _layer(storage_driver, "base", None, upper)
         with _mounted(storage_driver, layer) as root:
             inodes = {os.lstat(root / name).st_ino for name in ("d/f", "d/h", "g")}
@@ -854,7 +900,8 @@ class StorageDriverConformance:
         if not _xattrs_supported(dockyard_storage_context.home.parent / "xattr-probe"):
             pytest.skip("this filesystem refuses user.* extended attributes")
         upper = (
-            LayerBuilder().file("f", b"x", xattrs={"user.a": b"1", "user.raw": b"\xff\x00\x01"})
+            LayerBuilder()
+            .file("f", b"x", xattrs={"user.a": b"1", "user.raw": b"\xff\x00\x01"})
             .dir("d", xattrs={"user.d": b"dir"})
         )
         layer = _layer(storage_driver, "base", None, upper)
@@ -869,14 +916,18 @@ class StorageDriverConformance:
     def test_ownership(self, storage_driver: StorageDriver) -> None:
         """Owners are kept, a symlink's own included."""
         upper = (
-            LayerBuilder().dir("d", uid=1000, gid=1001).file("d/f", uid=1234, gid=5678)
+            LayerBuilder()
+            .dir("d", uid=1000, gid=1001)
+            .file("d/f", uid=1234, gid=5678)
             .symlink("s", "d/f", uid=4321, gid=8765)
         )
         layer = _layer(storage_driver, "base", None, upper)
         with _mounted(storage_driver, layer) as root:
             owners = {name: os.lstat(root / name) for name in ("d", "d/f", "s")}
             assert {name: (st.st_uid, st.st_gid) for name, st in owners.items()} == {
-                "d": (1000, 1001), "d/f": (1234, 5678), "s": (4321, 8765),
+                "d": (1000, 1001),
+                "d/f": (1234, 5678),
+                "s": (4321, 8765),
             }
 
     @_needs_root
@@ -894,13 +945,23 @@ class StorageDriverConformance:
         """Modes are kept, setuid, setgid and sticky bits included, and a read-only directory
         still receives its contents."""
         modes = {
-            "suid": 0o4755, "sgid": 0o2755, "sticky": 0o1777, "none": 0o000, "ro": 0o555,
-            "ro/f": 0o444, "pipe": 0o640,
+            "suid": 0o4755,
+            "sgid": 0o2755,
+            "sticky": 0o1777,
+            "none": 0o000,
+            "ro": 0o555,
+            "ro/f": 0o444,
+            "pipe": 0o640,
         }
         upper = (
-            LayerBuilder().file("suid", b"x", mode=0o4755).file("sgid", b"x", mode=0o2755)
-            .dir("sticky", mode=0o1777).file("none", mode=0o000).dir("ro", mode=0o555)
-            .file("ro/f", b"f", mode=0o444).fifo("pipe", mode=0o640)
+            LayerBuilder()
+            .file("suid", b"x", mode=0o4755)
+            .file("sgid", b"x", mode=0o2755)
+            .dir("sticky", mode=0o1777)
+            .file("none", mode=0o000)
+            .dir("ro", mode=0o555)
+            .file("ro/f", b"f", mode=0o444)
+            .fifo("pipe", mode=0o640)
         )
         layer = _layer(storage_driver, "base", None, upper)
         with _mounted(storage_driver, layer) as root:
@@ -911,8 +972,11 @@ class StorageDriverConformance:
     def test_mtimes(self, storage_driver: StorageDriver) -> None:
         """Modification times are kept to the nanosecond, a directory's after its contents."""
         upper = (
-            LayerBuilder().dir("d", mtime=1000).file("d/f", b"f", mtime=2000)
-            .symlink("d/s", "f", mtime=3000).file("exact", pax={"mtime": "1234567890.123456789"})
+            LayerBuilder()
+            .dir("d", mtime=1000)
+            .file("d/f", b"f", mtime=2000)
+            .symlink("d/s", "f", mtime=3000)
+            .file("exact", pax={"mtime": "1234567890.123456789"})
         )
         layer = _layer(storage_driver, "base", None, upper)
         with _mounted(storage_driver, layer) as root:
@@ -924,8 +988,15 @@ class StorageDriverConformance:
         """What a container changed through its mount shows in changes() as `docker diff`
         prints it, in diff() with whiteouts, and in diff_size()."""
         lower = (
-            LayerBuilder().file("keep", b"k").file("mod", b"m").file("gone", b"g").dir("dir")
-            .file("dir/a", b"a").file("dir/b", b"b").dir("etc").file("etc/passwd", b"p")
+            LayerBuilder()
+            .file("keep", b"k")
+            .file("mod", b"m")
+            .file("gone", b"g")
+            .dir("dir")
+            .file("dir/a", b"a")
+            .file("dir/b", b"b")
+            .dir("etc")
+            .file("etc/passwd", b"p")
             .file("chmod", b"c", mode=0o644)
         )
         base = _layer(storage_driver, "base", None, lower)
@@ -943,22 +1014,31 @@ class StorageDriverConformance:
             (root / "newdir" / "x").write_bytes(b"x")
         found = {(change.path, change.kind) for change in storage_driver.changes(container)}
         assert found == {
-            ("/mod", ChangeKind.CHANGED), ("/gone", ChangeKind.DELETED),
-            ("/dir", ChangeKind.DELETED), ("/etc", ChangeKind.CHANGED),
-            ("/etc/added", ChangeKind.ADDED), ("/chmod", ChangeKind.CHANGED),
-            ("/newdir", ChangeKind.ADDED), ("/newdir/x", ChangeKind.ADDED),
+            ("/mod", ChangeKind.CHANGED),
+            ("/gone", ChangeKind.DELETED),
+            ("/dir", ChangeKind.DELETED),
+            ("/etc", ChangeKind.CHANGED),
+            ("/etc/added", ChangeKind.ADDED),
+            ("/chmod", ChangeKind.CHANGED),
+            ("/newdir", ChangeKind.ADDED),
+            ("/newdir/x", ChangeKind.ADDED),
         }
         members = _read_archive(_collect(storage_driver.diff(container)))
         assert set(members) == {
-            "mod", ".wh.gone", ".wh.dir", "etc", "etc/added", "chmod", "newdir", "newdir/x",
+            "mod",
+            ".wh.gone",
+            ".wh.dir",
+            "etc",
+            "etc/added",
+            "chmod",
+            "newdir",
+            "newdir/x",
         }
         assert members["mod"][1] == b"modified"
         assert stat.S_IMODE(members["chmod"][0].mode) == 0o600
         assert storage_driver.diff_size(container) == len(b"modified") + 3
 
-    def test_round_trip(
-        self, storage_driver: StorageDriver, dockyard_storage_context: DriverContext
-    ) -> None:
+    def test_round_trip(self, storage_driver: StorageDriver, dockyard_storage_context: DriverContext) -> None:
         """Applying a layer's diff on the same parent reproduces the layer exactly."""
         xattrs = _xattrs_supported(dockyard_storage_context.home.parent / "xattr-probe")
         lower, upper = _rich_layers(xattrs=xattrs)
@@ -970,12 +1050,8 @@ class StorageDriverConformance:
         result = storage_driver.apply_diff(copy, io.BytesIO(archive))
         assert result.digest == "sha256:" + hashlib.sha256(archive).hexdigest()
         with _mounted(storage_driver, layer) as original, _mounted(storage_driver, copy) as again:
-            assert tree_snapshot(again, root_times=False) == tree_snapshot(
-                original, root_times=False
-            )
-        assert set(_read_archive(_collect(storage_driver.diff(copy)))) == set(
-            _read_archive(archive)
-        )
+            assert tree_snapshot(again, root_times=False) == tree_snapshot(original, root_times=False)
+        assert set(_read_archive(_collect(storage_driver.diff(copy)))) == set(_read_archive(archive))
 
     def test_mount_reference_counts(self, storage_driver: StorageDriver) -> None:
         """Mounts are counted; an extra unmount does nothing."""
@@ -1073,9 +1149,16 @@ class StorageDriverConformance:
 
         xattrs = _xattrs_supported(dockyard_storage_context.home.parent / "xattr-probe")
         lower = (
-            LayerBuilder().dir("etc").file("etc/passwd", b"root\n").file("etc/gone", b"g")
-            .dir("var").file("var/old", b"old").dir("var/sub").file("var/sub/deep", b"d")
-            .file("owned", b"o").file("big", b"x" * 1000)
+            LayerBuilder()
+            .dir("etc")
+            .file("etc/passwd", b"root\n")
+            .file("etc/gone", b"g")
+            .dir("var")
+            .file("var/old", b"old")
+            .dir("var/sub")
+            .file("var/sub/deep", b"d")
+            .file("owned", b"o")
+            .file("big", b"x" * 1000)
         )
         base = _layer(storage_driver, "base", None, lower)
         container = layer_id("container")
@@ -1103,8 +1186,12 @@ class StorageDriverConformance:
                 os.mknod(root / "null", stat.S_IFCHR | 0o620, os.makedev(1, 3))
             expected = tree_snapshot(root, root_times=False)
         found = {(change.path, change.kind) for change in storage_driver.changes(container)}
-        assert {("/etc/gone", ChangeKind.DELETED), ("/var/old", ChangeKind.DELETED),
-                ("/large", ChangeKind.ADDED), ("/etc/passwd", ChangeKind.CHANGED)} <= found
+        assert {
+            ("/etc/gone", ChangeKind.DELETED),
+            ("/var/old", ChangeKind.DELETED),
+            ("/large", ChangeKind.ADDED),
+            ("/etc/passwd", ChangeKind.CHANGED),
+        } <= found
         archive = _collect(storage_driver.diff(container))
         copy = layer_id("copy")
         storage_driver.create_layer(copy, base)
@@ -1154,9 +1241,7 @@ class StorageDriverConformance:
         storage_driver.remove(child)
         assert _listing(dockyard_storage_context.home) == before, "leftovers of the killed apply"
 
-    @pytest.mark.parametrize(
-        "attack", EXTRACTION_ATTACKS, ids=[attack.name for attack in EXTRACTION_ATTACKS]
-    )
+    @pytest.mark.parametrize("attack", EXTRACTION_ATTACKS, ids=[attack.name for attack in EXTRACTION_ATTACKS])
     def test_extraction_attack(
         self, storage_driver: StorageDriver, dockyard_canary: Canary, attack: ExtractionAttack
     ) -> None:
