@@ -14,10 +14,12 @@ if TYPE_CHECKING:
     from typing import Any
 
     from dockyard.core.config import Settings
+    from dockyard.core.containers import ContainerStore
     from dockyard.core.drivers import DriverContext, DriverEntry, DriverKind, StorageDriver
     from dockyard.core.images import ImageStore
     from dockyard.core.layers import LayerStore
     from dockyard.core.plugins import Hooks
+    from dockyard.core.volumes import VolumeStore
 
 __all__ = ["Engine"]
 
@@ -27,6 +29,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._drivers: dict[tuple[str, str], Any] = {}
 
     @cached_property
     def hooks(self) -> Hooks:
@@ -50,11 +53,14 @@ class Engine:
         return entry.factory(self.driver_context(entry.kind, entry.name))
 
     def storage_names_on_disk(self) -> list[str]:
-        """Storage drivers that already have state under the root."""
+        """Storage drivers that already have state under the root (not a driver's scratch space
+        next to its home, such as overlay's availability probe)."""
         base = self.settings.root / "storage"
         if not base.is_dir():
             return []
-        return sorted(entry.name for entry in base.iterdir() if entry.is_dir())
+        return sorted(
+            entry.name for entry in base.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+        )
 
     @cached_property
     def storage_name(self) -> str:
@@ -106,6 +112,38 @@ class Engine:
         from dockyard.core.layers import LayerStore
 
         return LayerStore(self.image_home, self.storage)
+
+    @cached_property
+    def containers(self) -> ContainerStore:
+        """The containers under this root."""
+        from dockyard.core.containers import ContainerStore
+
+        return ContainerStore(self.settings.root / "containers")
+
+    @cached_property
+    def volumes(self) -> VolumeStore:
+        """The volumes under this root."""
+        from dockyard.core.volumes import VolumeStore
+
+        return VolumeStore(self.settings.root / "volumes")
+
+    def select_driver(self, kind: DriverKind, explicit: str | None) -> DriverEntry:
+        """The named driver of a kind, or the highest-priority one this host can use."""
+        from dockyard.core.drivers import select_driver
+
+        return select_driver(
+            self.hooks.drivers, kind, explicit=explicit, in_use=lambda name: False, build=self.build_driver
+        )
+
+    def driver(self, kind: DriverKind, name: str) -> Any:
+        """A network or isolation driver by name, checked to be usable on this host."""
+        key = (str(kind), name)
+        if key not in self._drivers:
+            entry = self.hooks.drivers.get(kind, name)
+            driver = self.build_driver(entry)
+            driver.available().raise_if_unusable(name)
+            self._drivers[key] = driver
+        return self._drivers[key]
 
     @property
     def scratch_parent(self) -> Path:

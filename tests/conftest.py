@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests.conftest_btrfs"]  # btrfs_mount, btrfs_scratch: a loop-mounted btrfs
 
 DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
 BUSYBOX = Path("/bin/busybox")
@@ -60,15 +62,37 @@ class Dockyard:
         )
 
 
+def mounts_below(path: Path) -> list[str]:
+    """Mount points at or below `path`, from /proc/self/mountinfo."""
+    prefix = str(path)
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return found
+
+
 @pytest.fixture
-def dockyard(tmp_path: Path) -> Dockyard:
-    """A Dockyard CLI with its own root, runroot and no user config file."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("DOCKYARD_")
-    }
+def dockyard(tmp_path: Path) -> Iterator[Dockyard]:
+    """A Dockyard CLI with its own root, runroot and no user config file.
+
+    Afterwards every container is removed through the CLI, as a user would, and the test fails if
+    anything stays mounted: a leaked mount is a bug, not something for a fixture to sweep away.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKYARD_")}
     env["DOCKYARD_CONFIG"] = str(tmp_path / "no-config.toml")
     env["DOCKYARD_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return Dockyard(tmp_path / "root", tmp_path / "run", env)
+    cli = Dockyard(tmp_path / "root", tmp_path / "run", env)
+    yield cli
+    if (cli.root / "containers").is_dir():
+        ids = cli("ps", "-aq", "--no-trunc", check=False).stdout.split()
+        if ids:
+            cli("rm", "-f", *ids)
+    leaked = mounts_below(tmp_path)
+    for point in sorted(leaked, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    assert not leaked, f"mounts left behind: {leaked}"
 
 
 def build_busybox_rootfs(destination: Path) -> None:

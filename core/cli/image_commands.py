@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
+from dockyard.core.cli.inspect_commands import inspect_image_command
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError, UsageError
 from dockyard.core.image_listing import display_id, go_time, since
-from dockyard.core.images import Image
 
 pass_engine = click.make_pass_decorator(Engine)
 
@@ -198,94 +197,6 @@ def history(
     echo_rows(rows, template=template, default=HISTORY_TABLE, headers=HISTORY_HEADERS)
 
 
-def _inspect_image(engine: Engine, image: Image) -> dict[str, Any]:
-    from dockyard.core.reference import parse_reference
-
-    runtime = {
-        "Hostname": "",
-        "Domainname": "",
-        "User": "",
-        "AttachStdin": False,
-        "AttachStdout": False,
-        "AttachStderr": False,
-        "Tty": False,
-        "OpenStdin": False,
-        "StdinOnce": False,
-        "Env": None,
-        "Cmd": None,
-        "Image": "",
-        "Volumes": None,
-        "WorkingDir": "",
-        "Entrypoint": None,
-        "OnBuild": None,
-        "Labels": None,
-    }
-    runtime.update(image.config.get("config") or {})
-    tag_times = [when for when in image.tagged_at.values() if when]
-    return {
-        "Id": image.id,
-        "RepoTags": [parse_reference(ref).familiar() for ref in image.repo_tags],
-        "RepoDigests": [parse_reference(ref, default_tag=None).familiar() for ref in image.repo_digests],
-        "Parent": image.parent or "",
-        "Comment": image.config.get("comment", ""),
-        "Created": image.created,
-        "DockerVersion": "",
-        "Author": image.config.get("author", ""),
-        "Config": runtime,
-        "Architecture": image.config.get("architecture", ""),
-        "Variant": image.config.get("variant"),
-        "Os": image.config.get("os", ""),
-        "Size": image.size,
-        "GraphDriver": {"Name": engine.storage_name, "Data": None},
-        "RootFS": {"Type": "layers", "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": max(tag_times) if tag_times else "0001-01-01T00:00:00Z"},
-    }
-
-
-def _print_inspected(objects: list[dict[str, Any]], template: str | None) -> None:
-    from dockyard.core.cli.output import echo_json
-
-    if template is None:
-        echo_json(objects)
-        return
-    from dockyard.core.gotemplate import render
-
-    for obj in objects:
-        click.echo(render(template, obj))
-
-
-def _inspect_command(name: str, help_text: str) -> click.Command:
-    @click.command(name, help=help_text)
-    @click.argument("names", nargs=-1, required=True)
-    @click.option("-f", "--format", "template", help="Format output using a Go template.")
-    @click.option("--type", "kind", type=click.Choice(["image"]), help="Only inspect objects of this type.")
-    @pass_engine
-    @click.pass_context
-    def command(
-        ctx: click.Context,
-        engine: Engine,
-        names: tuple[str, ...],
-        template: str | None,
-        kind: str | None,
-    ) -> None:
-        found = []
-        failures = 0
-        for object_name in names:
-            try:
-                found.append(_inspect_image(engine, engine.images.resolve(object_name)))
-            except DockyardError as exc:
-                report_error(exc)
-                failures += 1
-        _print_inspected(found, template)
-        if failures:
-            ctx.exit(125)
-
-    return command
-
-
-inspect = _inspect_command("inspect", "Return low-level information on Dockyard objects.")
-
-
 @click.command("prune")
 @click.option(
     "-a", "--all", "all_unused", is_flag=True, help="Remove all unused images, not just dangling ones."
@@ -328,6 +239,4 @@ image.add_command(import_, "import")
 image.add_command(tag, "tag")
 image.add_command(history, "history")
 image.add_command(prune, "prune")
-image.add_command(
-    _inspect_command("inspect", "Display detailed information on one or more images."), "inspect"
-)
+image.add_command(inspect_image_command, "inspect")

@@ -17,7 +17,23 @@ from dockyard.core import __version__
 __all__ = ["BUILTIN_COMMANDS", "LazyGroup", "cli", "main"]
 
 # name -> (import string, one-line help shown by `--help` without importing the command)
+_CONTAINERS = "dockyard.core.cli.container_commands"
 BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "attach": (
+        f"{_CONTAINERS}:attach",
+        "Attach local standard input, output, and error streams to a running container",
+    ),
+    "container": (f"{_CONTAINERS}:container", "Manage containers"),
+    "create": (f"{_CONTAINERS}:create", "Create a new container"),
+    "kill": (f"{_CONTAINERS}:kill", "Kill one or more running containers"),
+    "logs": (f"{_CONTAINERS}:logs", "Fetch the logs of a container"),
+    "ps": (f"{_CONTAINERS}:ps", "List containers"),
+    "restart": (f"{_CONTAINERS}:restart", "Restart one or more containers"),
+    "rm": (f"{_CONTAINERS}:rm", "Remove one or more containers"),
+    "run": (f"{_CONTAINERS}:run", "Create and run a new container from an image"),
+    "start": (f"{_CONTAINERS}:start", "Start one or more stopped containers"),
+    "stop": (f"{_CONTAINERS}:stop", "Stop one or more running containers"),
+    "wait": (f"{_CONTAINERS}:wait", "Block until one or more containers stop, then print their exit codes"),
     "history": ("dockyard.core.cli.image_commands:history", "Show the history of an image"),
     "image": ("dockyard.core.cli.image_commands:image", "Manage images"),
     "images": ("dockyard.core.cli.image_commands:images", "List images"),
@@ -27,14 +43,24 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "info": ("dockyard.core.cli.system_commands:info", "Display system-wide information"),
     "inspect": (
-        "dockyard.core.cli.image_commands:inspect",
+        "dockyard.core.cli.inspect_commands:inspect",
         "Return low-level information on Dockyard objects",
     ),
+    "load": ("dockyard.core.cli.registry_commands:load", "Load an image from a tar archive or STDIN"),
+    "login": ("dockyard.core.cli.registry_commands:login", "Log in to a registry"),
+    "logout": ("dockyard.core.cli.registry_commands:logout", "Log out from a registry"),
+    "pull": ("dockyard.core.cli.registry_commands:pull", "Download an image from a registry"),
+    "push": ("dockyard.core.cli.registry_commands:push", "Upload an image to a registry"),
     "rmi": ("dockyard.core.cli.image_commands:rmi", "Remove one or more images"),
+    "save": (
+        "dockyard.core.cli.registry_commands:save",
+        "Save one or more images to a tar archive (streamed to STDOUT by default)",
+    ),
     "tag": (
         "dockyard.core.cli.image_commands:tag",
         "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
     ),
+    "volume": ("dockyard.core.cli.volume_commands:volume", "Manage volumes"),
     "version": (
         "dockyard.core.cli.system_commands:version",
         "Show the Dockyard version information",

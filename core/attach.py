@@ -1,0 +1,126 @@
+"""The client side of a monitor's attach socket: relay a terminal or pipes to a container.
+
+Used by `run` (without -d), `start -a` and `attach`. With a terminal the local tty goes raw, its
+size follows SIGWINCH, and ctrl-p ctrl-q detaches, leaving the container running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+
+from dockyard.core.errors import DockyardError
+
+__all__ = ["DETACHED", "attach"]
+
+HEADER = struct.Struct(">BI")
+STDOUT, STDERR, EXIT = 1, 2, 3
+STDIN, STDIN_CLOSED, RESIZE = 0, 5, 6
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+DETACHED = -1
+CONNECT_TIMEOUT = 30.0
+
+
+def _connect(path: Path) -> socket.socket:
+    """Connect to the monitor's socket, waiting for it to appear; see Monitor._listen for the
+    directory-descriptor detour around the 108-byte socket path limit."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.connect(f"/proc/self/fd/{dirfd}/{path.name}")
+            finally:
+                os.close(dirfd)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise DockyardError(
+                    f"cannot attach: the container's monitor did not answer at {path}"
+                ) from None
+            time.sleep(0.005)
+
+
+def _frame(kind: int, payload: bytes = b"") -> bytes:
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def _terminal_size() -> bytes:
+    import fcntl
+    import termios
+
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+    return f"{rows} {cols}".encode()
+
+
+def attach(socket_path: Path, *, stdin: bool, tty: bool, stdout: bool = True, stderr: bool = True) -> int:
+    """Relay until the container exits (its exit code) or the user detaches (DETACHED)."""
+    sock = _connect(socket_path)
+    sock.sendall(json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr}).encode() + b"\n")
+    interactive_tty = tty and stdin and os.isatty(0)
+    saved = None
+    if interactive_tty:
+        import termios
+        import tty as tty_module
+
+        saved = termios.tcgetattr(0)
+        tty_module.setraw(0)
+        sock.sendall(_frame(RESIZE, _terminal_size()))
+        signal.signal(signal.SIGWINCH, lambda *_: sock.sendall(_frame(RESIZE, _terminal_size())))
+    try:
+        return _relay(sock, stdin=stdin, detachable=interactive_tty)
+    finally:
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        sock.close()
+
+
+def _relay(sock: socket.socket, *, stdin: bool, detachable: bool) -> int:
+    buffer = b""
+    watch_stdin = stdin
+    previous = b""
+    out = sys.stdout.buffer
+    err = sys.stderr.buffer
+    while True:
+        watched: list[socket.socket | int] = [sock, 0] if watch_stdin else [sock]
+        try:
+            readable, _, _ = select.select(watched, [], [])
+        except InterruptedError:
+            continue
+        if 0 in readable:
+            data = os.read(0, 65536)
+            if not data:
+                sock.sendall(_frame(STDIN_CLOSED))
+                watch_stdin = False
+            else:
+                if detachable and DETACH_KEYS in previous[-1:] + data:
+                    return DETACHED
+                previous = data
+                sock.sendall(_frame(STDIN, data))
+        if sock in readable:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise DockyardError("the container's monitor went away")
+            buffer += chunk
+            while len(buffer) >= HEADER.size:
+                kind, length = HEADER.unpack_from(buffer)
+                if len(buffer) < HEADER.size + length:
+                    break
+                payload = buffer[HEADER.size : HEADER.size + length]
+                buffer = buffer[HEADER.size + length :]
+                if kind == EXIT:
+                    return int(payload)
+                target = out if kind == STDOUT else err
+                target.write(payload)
+                target.flush()

@@ -1,0 +1,316 @@
+"""Container lifecycle with Docker's semantics: create, start, stop, kill, wait, remove.
+
+A container is assembled in one direction: the storage driver gives it a read-write layer on the
+image, the network driver an attachment, the isolation driver its processes; each step that fails
+undoes the ones before it. Starting hands the container to its monitor (core/monitor.py), which
+outlives this command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dockyard.core.containers import ACTIVE_STATUSES, Container, ensure_name_free, valid_name
+from dockyard.core.drivers import DriverKind
+from dockyard.core.engine import Engine
+from dockyard.core.errors import ConflictError, DockyardError, NotFoundError, UsageError
+from dockyard.core.log import get_logger
+from dockyard.core.run_config import CreateOptions, to_records
+from dockyard.core.store import new_id
+from dockyard.core.timestamps import now_rfc3339
+
+__all__ = [
+    "create_container",
+    "kill_container",
+    "launch",
+    "release",
+    "remove_container",
+    "remove_stopped",
+    "start_container",
+    "stop_container",
+    "wait_container",
+]
+
+log = get_logger(__name__)
+STATE_POLL = 0.02
+
+
+def create_container(engine: Engine, options: CreateOptions) -> Container:
+    """Create a container from an image: its record, its read-write layer, its volumes."""
+    image = engine.images.resolve(options.image)
+    records = to_records(options, image_config=image.config, image_name=options.image)
+    network = engine.select_driver(DriverKind.NETWORK, options.network or engine.settings.network_driver)
+    isolation = engine.select_driver(
+        DriverKind.ISOLATION, options.runtime or engine.settings.isolation_driver
+    )
+    container_id = new_id()
+    storage = engine.storage
+    engine.recover()
+    with engine.containers.locked():
+        if options.name is not None:
+            name = valid_name(options.name)
+            ensure_name_free(engine.containers, name)
+        else:
+            from dockyard.core.names import generate_name
+
+            name = generate_name(engine.containers.names())
+        storage.create_rw(container_id, image.layers[-1][7:] if image.layers else None)
+        try:
+            _create_volumes(engine, records["HostConfig"], image.config, container_id)
+            config = {
+                "Id": container_id,
+                "Name": name,
+                "Created": now_rfc3339(),
+                "Image": image.id,
+                "Path": (records["Config"]["Entrypoint"] or records["Config"]["Cmd"] or [""])[0],
+                "Args": [*(records["Config"]["Entrypoint"] or []), *(records["Config"]["Cmd"] or [])][1:],
+                "Driver": engine.storage_name,
+                "Dockyard": {"NetworkDriver": network.name, "IsolationDriver": isolation.name},
+                **records,
+            }
+            container = engine.containers.create(config)
+        except BaseException:
+            storage.remove(container_id)
+            raise
+    log.info("container created", container_id=container_id, name=name, image=image.id)
+    engine.hooks.container_created(container_id=container_id, name=name, image=image.id)
+    return container
+
+
+def _create_volumes(
+    engine: Engine, host: dict[str, Any], image_config: dict[str, Any], container_id: str
+) -> None:
+    """Create named volumes on first use and anonymous ones for `-v /path` and the image's VOLUME."""
+    mounts = host["Mounts"]
+    taken = {record["Destination"] for record in mounts}
+    for path in (image_config.get("config") or {}).get("Volumes") or {}:
+        if path not in taken:
+            mounts.append(
+                {"Type": "volume", "Name": "", "Source": "", "Destination": path, "RW": True, "Options": []}
+            )
+    for record in mounts:
+        if record["Type"] != "volume":
+            continue
+        volume = engine.volumes.create(record["Name"] or None, anonymous=not record["Name"])
+        record["Name"] = volume["Name"]
+        record["Source"] = volume["Mountpoint"]
+
+
+def launch(engine: Engine, container: Container, *, stdio: tuple[int, int, int]) -> int:
+    """Mount, attach, build the spec and start the first process (run by the monitor's starter)."""
+    from dockyard.core.container_spec import build_spec
+
+    names = container.config["Dockyard"]
+    rootfs = engine.storage.mount(container.id)
+    try:
+        network = engine.driver(DriverKind.NETWORK, names["NetworkDriver"])
+        attachment = network.attach(
+            container.id, hostname=container.config["Config"].get("Hostname") or container.id[:12]
+        )
+        try:
+            spec = build_spec(
+                container, rootfs=rootfs, network=attachment, volumes=engine.volumes, cgroup_parent="dockyard"
+            )
+            (container.directory / "spec.json").write_text(spec.to_json())
+            isolation = engine.driver(DriverKind.ISOLATION, names["IsolationDriver"])
+            return int(isolation.start(spec, stdio=stdio))
+        except BaseException:
+            network.detach(container.id)
+            raise
+    except BaseException:
+        engine.storage.unmount(container.id)
+        raise
+
+
+def release(engine: Engine, container: Container) -> None:
+    """Undo `launch` after the container's processes ended: cgroups, network, root mount.
+
+    The monitor's cleaner and `rm` may both get here; the lock and the spec file (removed last)
+    make the second one a no-op.
+    """
+    from dockyard.core.spec import ContainerSpec
+    from dockyard.core.store import file_lock
+
+    names = container.config["Dockyard"]
+    spec_path = container.directory / "spec.json"
+    with file_lock(container.directory / "release.lock"):
+        if not spec_path.exists():
+            return
+        spec = ContainerSpec.from_json(spec_path.read_text())
+        engine.driver(DriverKind.ISOLATION, names["IsolationDriver"]).delete(spec)
+        engine.driver(DriverKind.NETWORK, names["NetworkDriver"]).detach(container.id)
+        engine.storage.unmount(container.id)
+        spec_path.unlink()
+
+
+def _wait_for_monitor(container: Container, *, timeout: float = 30.0) -> None:
+    """Let a monitor that is still cleaning up finish before the container is taken apart."""
+    from dockyard.core.procs import alive
+
+    deadline = time.monotonic() + timeout
+    while alive(int(container.state.get("MonitorPid") or 0), container.state.get("MonitorStart")):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(STATE_POLL)
+
+
+def start_container(engine: Engine, container: Container, *, attach: bool, stdin: bool = False) -> None:
+    """Hand the container to a new monitor; with `attach`, it waits for a client first."""
+    if container.running:
+        return
+    attach_socket = engine.settings.runroot / "containers" / container.id / "attach.sock"
+    params = {
+        "sys_path": [path for path in sys.path if path],
+        "settings": {
+            "root": str(engine.settings.root),
+            "runroot": str(engine.settings.runroot),
+            "rootless": engine.settings.rootless,
+            "storage_driver": engine.storage_name,
+            "log_level": engine.settings.log_level,
+            "log_format": engine.settings.log_format,
+        },
+        "log_path": str(container.path(f"{container.id}-json.log")),
+        "attach_socket": str(attach_socket),
+        "tty": bool(container.config["Config"].get("Tty")),
+        "stdin": stdin or bool(container.config["Config"].get("OpenStdin")),
+        "wait_for_attach": attach,
+        "restart": container.config["HostConfig"]["RestartPolicy"],
+        "auto_remove": bool(container.config["HostConfig"].get("AutoRemove")),
+    }
+    container.path("monitor.json").write_text(json.dumps(params))
+    engine.containers.update_state(container, Status="created", StopRequested=False, Error="", MonitorPid=0)
+    from dockyard.core import monitor
+
+    with container.path("monitor.log").open("ab") as monitor_log:
+        subprocess.Popen(
+            [sys.executable, "-S", "-I", str(Path(monitor.__file__)), str(container.directory)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=monitor_log,
+            close_fds=True,
+            start_new_session=True,
+        )
+
+
+def wait_for_start(engine: Engine, container: Container, *, timeout: float = 60.0) -> Container:
+    """Wait until the monitor has started the container or given up; raise its start error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = engine.containers.load(container.id)
+        status = current.status
+        if status in ("running", "paused") or (status == "exited" and not current.state.get("Error")):
+            return current
+        if status == "exited":
+            error = DockyardError(str(current.state.get("Error")))
+            error.exit_code = int(current.state.get("ExitCode") or 125)
+            raise error
+        time.sleep(STATE_POLL)
+    raise DockyardError(f"container {container.id[:12]} did not start within {timeout:.0f}s")
+
+
+def _signal_number(name: str | None, default: int = signal.SIGTERM) -> int:
+    if not name:
+        return int(default)
+    text = name.upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise UsageError(f"invalid signal: {name}") from None
+
+
+def kill_container(engine: Engine, container: Container, signal_name: str | None = "KILL") -> None:
+    """Send a signal to the container's first process, as `docker kill -s`."""
+    number = _signal_number(signal_name, signal.SIGKILL)
+    if container.status not in ACTIVE_STATUSES or not container.pid:
+        raise ConflictError(
+            f"Cannot kill container: {container.name}: container {container.id} is not running"
+        )
+    if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        engine.containers.update_state(container, StopRequested=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(container.pid, number)
+
+
+def wait_container(engine: Engine, container: Container, *, timeout: float | None = None) -> int:
+    """Block until the container is no longer active; its exit code, as `docker wait`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            current = engine.containers.load(container.id)
+        except NotFoundError:
+            return int(container.state.get("ExitCode") or 0)
+        if current.status not in ACTIVE_STATUSES and not (
+            current.status == "created" and current.state.get("MonitorPid")
+        ):
+            return int(current.state.get("ExitCode") or 0)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(STATE_POLL)
+
+
+def stop_container(
+    engine: Engine, container: Container, *, timeout: int | None = None, signal_name: str | None = None
+) -> None:
+    """STOPSIGNAL (SIGTERM by default), then SIGKILL after the timeout, as `docker stop -t`."""
+    if container.status not in ACTIVE_STATUSES or not container.pid:
+        return
+    config = container.config["Config"]
+    number = _signal_number(signal_name or config.get("StopSignal"))
+    grace = timeout if timeout is not None else (config.get("StopTimeout") or 10)
+    engine.containers.update_state(container, StopRequested=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(container.pid, number)
+    try:
+        wait_container(engine, container, timeout=grace)
+        return
+    except TimeoutError:
+        pass
+    current = engine.containers.load(container.id)
+    if current.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(current.pid, signal.SIGKILL)
+    wait_container(engine, container, timeout=30)
+
+
+def remove_stopped(engine: Engine, container: Container, *, volumes: bool) -> None:
+    """Delete a stopped container: its layer, its anonymous volumes (with `volumes`), its record."""
+    engine.storage.remove(container.id)
+    if volumes:
+        for record in container.config["HostConfig"].get("Mounts") or []:
+            if record["Type"] == "volume":
+                volume = engine.volumes.get(record["Name"]) if record["Name"] else None
+                if volume and volume.get("Anonymous"):
+                    engine.volumes.remove(record["Name"], in_use_by=[])
+    with engine.containers.locked():
+        engine.containers.delete(container)
+    engine.hooks.container_removed(container_id=container.id)
+
+
+def remove_container(engine: Engine, container: Container, *, force: bool, volumes: bool) -> None:
+    """`docker rm [-f] [-v]`: refuse a running container unless forced."""
+    if container.status in ACTIVE_STATUSES:
+        if not force:
+            raise ConflictError(
+                f"cannot remove container {container.name}: container is {container.status}: "
+                "stop the container before removing or force remove"
+            )
+        kill_container(engine, container, "KILL")
+        wait_container(engine, container, timeout=30)
+        container = engine.containers.load(container.id)
+    _wait_for_monitor(container)
+    if not container.directory.exists():
+        return  # `--rm`: the monitor removed it
+    release(engine, container)
+    remove_stopped(engine, container, volumes=volumes)

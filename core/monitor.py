@@ -1,0 +1,501 @@
+"""The per-container monitor: one small process that outlives the CLI and owns the container.
+
+It is started as `python -S -I monitor.py CONTAINER_DIR` and imports only the standard library
+pieces below, because one runs per container: a bare interpreter is already most of its memory.
+Everything heavy (plugins, drivers) runs in short-lived children it forks: the *starter*, which
+mounts the root filesystem, attaches the network and asks the isolation driver to start the
+process, and the *cleaner*, which undoes that after the exit. The monitor is a child subreaper,
+so the container's first process becomes its child once the starter exits, and it alone reaps it.
+
+It owns the container's stdio: pipes, or a pseudo-terminal for `-t`. Output goes to the log in
+Docker's json-file format and to every attached client; clients reach it through a unix socket
+(`attach.sock`) speaking small frames:
+
+    frame = kind (1 byte) + length (4 bytes, big endian) + payload
+    monitor -> client: 1 stdout, 2 stderr, 3 exit (payload: the exit code in ASCII)
+    client -> monitor: 0 stdin data, 5 stdin closed, 6 terminal size ("ROWS COLS")
+
+A client first sends one JSON line saying which streams it wants. The exit frame is sent only after
+the cleaner has finished (and removed the container, for `--rm`), so a `run` that returns has
+nothing left behind. Restart policies are applied here, since there is no daemon to do it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+STDOUT, STDERR, EXIT = 1, 2, 3
+STDIN, STDIN_CLOSED, RESIZE = 0, 5, 6
+HEADER = struct.Struct(">BI")
+ATTACH_TIMEOUT = 30.0
+PR_SET_CHILD_SUBREAPER = 36
+TIOCSWINSZ = 0x5414
+
+
+def now() -> str:
+    """RFC 3339 UTC with nanoseconds, as Docker's logs and state use."""
+    nanoseconds = time.time_ns()
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+
+
+def start_time(pid: int) -> int | None:
+    """The start time of a process (see core/procs.py), to tell it from a recycled pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b")") + 2 :].split()[19])
+
+
+class State:
+    """state.json, updated under the same lock the CLI uses."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, "state.json")
+        self.lock = os.path.join(directory, "state.lock")
+
+    def read(self) -> dict[str, object]:
+        """The current record."""
+        try:
+            with open(self.path, "rb") as handle:
+                data: dict[str, object] = json.load(handle)
+                return data
+        except (OSError, ValueError):
+            return {}
+
+    def update(self, **changes: object) -> dict[str, object]:
+        """Merge changes and replace the file atomically."""
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state = self.read()
+            state.update(changes)
+            temporary = f"{self.path}.tmp-{os.getpid()}"
+            with open(temporary, "w") as handle:
+                json.dump(state, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+            return state
+        finally:
+            os.close(fd)
+
+
+class Log:
+    """The json-file log: one JSON object per line of output, partial lines flushed at exit."""
+
+    def __init__(self, path: str) -> None:
+        self.handle = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the monitor
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Record a chunk of output."""
+        buffered = self.partial[stream] + data
+        *lines, rest = buffered.split(b"\n")
+        self.partial[stream] = rest
+        for line in lines:
+            self._entry(stream, line + b"\n")
+
+    def flush(self) -> None:
+        """Write out unterminated lines (the last output of a process that printed no newline)."""
+        for stream, rest in self.partial.items():
+            if rest:
+                self._entry(stream, rest)
+            self.partial[stream] = b""
+
+    def _entry(self, stream: str, data: bytes) -> None:
+        record = {"log": data.decode("utf-8", errors="replace"), "stream": stream, "time": now()}
+        self.handle.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+
+
+class Client:
+    """One attached CLI."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.hello: dict[str, object] | None = None
+
+    def wants(self, stream: str) -> bool:
+        """Whether the client asked for this stream."""
+        return bool(self.hello and self.hello.get(stream, True))
+
+    def send(self, kind: int, payload: bytes) -> bool:
+        """Send a frame; False when the client is gone."""
+        try:
+            self.sock.sendall(HEADER.pack(kind, len(payload)) + payload)
+        except OSError:
+            return False
+        return True
+
+
+class Monitor:
+    """Runs one container: start, relay, log, reap, clean up, restart."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        with open(os.path.join(directory, "monitor.json"), "rb") as handle:
+            self.params = json.load(handle)
+        self.state = State(directory)
+        self.log = Log(self.params["log_path"])
+        self.tty = bool(self.params["tty"])
+        self.clients: list[Client] = []
+        self.listener = self._listen(self.params["attach_socket"])
+        self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        for ignored in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+            signal.signal(ignored, signal.SIG_IGN)
+        self.stdin_w: int | None = None
+        self.outputs: dict[int, str] = {}
+        self.pid = 0
+        self.exit_code: int | None = None
+
+    @staticmethod
+    def _listen(path: str) -> socket.socket:
+        directory, name = os.path.split(path)
+        os.makedirs(directory, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A socket path is limited to 108 bytes; a directory descriptor keeps it short whatever
+        # the runroot is.
+        dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            listener.bind(f"/proc/self/fd/{dirfd}/{name}")
+        finally:
+            os.close(dirfd)
+        os.chmod(path, 0o600)
+        listener.listen(16)
+        listener.setblocking(False)
+        return listener
+
+    # stdio
+
+    def _stdio(self) -> tuple[int, int, int]:
+        """Make the container's descriptors; keep our ends for relaying."""
+        if self.tty:
+            master, slave = os.openpty()
+            os.set_blocking(master, False)
+            self.outputs = {master: "stdout"}
+            self.stdin_w = master if self.params["stdin"] else None
+            return slave, slave, slave
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
+        self.outputs = {out_r: "stdout", err_r: "stderr"}
+        if self.params["stdin"]:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+            self.stdin_w = in_w
+        else:
+            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return in_r, out_w, err_w
+
+    # children
+
+    def _fork_child(self, action: str, stdio: tuple[int, int, int] | None) -> tuple[int, int]:
+        """Fork a child that imports Dockyard and runs `action`; returns (pid, report fd)."""
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(report_r)
+                signal.set_wakeup_fd(-1)
+                for number in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(number, signal.SIG_DFL)
+                sys.path[:0] = self.params["sys_path"]
+                from dockyard.core import starter
+
+                starter.child_main(action, self.directory, stdio=stdio, report_fd=report_w)
+            finally:
+                os._exit(1)
+        os.close(report_w)
+        return pid, report_r
+
+    def _read_report(self, fd: int) -> dict[str, object]:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(fd)
+        try:
+            report: dict[str, object] = json.loads(b"".join(chunks) or b"{}")
+        except ValueError:
+            report = {}
+        return report
+
+    def _run_child(self, action: str, stdio: tuple[int, int, int] | None = None) -> dict[str, object]:
+        pid, report_fd = self._fork_child(action, stdio)
+        if stdio is not None:
+            for fd in set(stdio):
+                os.close(fd)
+        report = self._read_report(report_fd)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+            except InterruptedError:
+                continue
+        if not report:
+            report = {"error": f"the {action} process failed (status {status})", "exit_code": 125}
+        return report
+
+    # clients
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(True)
+            self.clients.append(Client(sock))
+
+    def _client_input(self, client: Client, *, frames: bool = True) -> bool:
+        """Read from a client; False when it disconnected. Before the container runs
+        (`frames` False) only the hello line is taken: input waits in the buffer."""
+        try:
+            data = client.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            return False
+        client.buffer += data
+        if client.hello is None:
+            line, newline, rest = client.buffer.partition(b"\n")
+            if not newline:
+                return True
+            client.hello = json.loads(line or b"{}")
+            client.buffer = rest
+        if frames:
+            self._client_frames(client)
+        return True
+
+    def _client_frames(self, client: Client) -> None:
+        """Act on every complete frame a client has sent."""
+        while len(client.buffer) >= HEADER.size:
+            kind, length = HEADER.unpack_from(client.buffer)
+            if len(client.buffer) < HEADER.size + length:
+                break
+            payload = client.buffer[HEADER.size : HEADER.size + length]
+            client.buffer = client.buffer[HEADER.size + length :]
+            self._client_frame(kind, payload)
+
+    def _client_frame(self, kind: int, payload: bytes) -> None:
+        if kind == STDIN and self.stdin_w is not None:
+            self._write_all(self.stdin_w, payload)
+        elif kind == STDIN_CLOSED and self.stdin_w is not None:
+            if self.tty:
+                self._write_all(self.stdin_w, b"\x04")
+            else:
+                os.close(self.stdin_w)
+                self.stdin_w = None
+        elif kind == RESIZE and self.tty and self.outputs:
+            rows, cols = (int(part) for part in payload.split())
+            master = next(iter(self.outputs))
+            fcntl.ioctl(master, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                select.select([], [fd], [], 1.0)
+                continue
+            except OSError:
+                return  # the container closed its input: drop what it will never read
+            view = view[written:]
+
+    def _broadcast(self, kind: int, payload: bytes, stream: str | None = None) -> None:
+        self.clients = [
+            client
+            for client in self.clients
+            if (stream is not None and not client.wants(stream)) or client.send(kind, payload)
+        ]
+
+    def _wait_for_first_client(self) -> None:
+        deadline = time.monotonic() + ATTACH_TIMEOUT
+        while not any(client.hello is not None for client in self.clients):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            readable, _, _ = select.select(
+                [self.listener, *[c.sock for c in self.clients]], [], [], remaining
+            )
+            if self.listener in readable:
+                self._accept()
+            for client in list(self.clients):
+                if client.sock in readable and not self._client_input(client, frames=False):
+                    self.clients.remove(client)
+
+    # the container
+
+    def _relay_output(self, fd: int) -> bool:
+        """Move output from the container to the log and clients; False at end of stream."""
+        stream = self.outputs[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError as exc:  # EIO: the pty's last holder closed it
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            os.close(fd)
+            del self.outputs[fd]
+            return False
+        self.log.write(stream, data)
+        self._broadcast(STDOUT if stream == "stdout" else STDERR, data, stream)
+        return True
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.exit_code = os.waitstatus_to_exitcode(status)
+                if self.exit_code < 0:
+                    self.exit_code = 128 - self.exit_code
+
+    def _serve(self) -> None:
+        """Relay until the container's first process is reaped and its output has drained."""
+        drain_deadline: float | None = None
+        while self.outputs or self.exit_code is None:
+            if self.exit_code is not None and drain_deadline is None:
+                # Background children may hold the pipes open: give output a moment, not forever.
+                drain_deadline = time.monotonic() + 2.0
+            if drain_deadline is not None and time.monotonic() > drain_deadline:
+                break
+            watched: list[socket.socket | int] = [self.listener, self.wakeup_r, *self.outputs]
+            watched.extend(client.sock for client in self.clients)
+            try:
+                readable, _, _ = select.select(watched, [], [], 0.5)
+            except InterruptedError:
+                continue
+            if self.wakeup_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wakeup_r, 512)
+                self._reap()
+            if self.listener in readable:
+                self._accept()
+            for fd in [fd for fd in readable if fd in self.outputs]:
+                self._relay_output(fd)
+            for client in [c for c in self.clients if c.sock in readable]:
+                if not self._client_input(client):
+                    client.sock.close()
+                    self.clients.remove(client)
+            if self.exit_code is None and not readable:
+                self._reap()
+        for fd in list(self.outputs):
+            os.close(fd)
+        self.outputs = {}
+        self.log.flush()
+
+    def _should_restart(self, restarts: int) -> bool:
+        policy: dict[str, object] = self.params["restart"]
+        if self.state.read().get("StopRequested"):
+            return False
+        if policy["Name"] in ("always", "unless-stopped"):
+            return True
+        if policy["Name"] == "on-failure" and self.exit_code:
+            maximum = int(str(policy.get("MaximumRetryCount") or 0))
+            return maximum == 0 or restarts < maximum
+        return False
+
+    def run(self) -> int:
+        """Start the container (again, as its restart policy says) until it is done."""
+        self.state.update(MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()))
+        if self.params["wait_for_attach"]:
+            self._wait_for_first_client()
+        restarts = 0
+        while True:
+            self.exit_code = None
+            report = self._run_child("start", self._stdio())
+            if "error" in report:
+                code = int(str(report.get("exit_code") or 125))
+                self.state.update(
+                    Status="exited", ExitCode=code, Error=str(report["error"]), Pid=0, FinishedAt=now()
+                )
+                for fd in list(self.outputs):
+                    os.close(fd)
+                self.outputs = {}
+                self._run_child("cleanup")
+                message = str(report["error"]).encode()
+                self._broadcast(STDERR, b"Error: " + message + b"\n")
+                self._finish(code)
+                return code
+            self.pid = int(str(report["pid"]))
+            for client in self.clients:
+                self._client_frames(client)  # input sent before the container was running
+            self._reap()  # the starter is gone; the container may already have exited too
+            self._serve()
+            code = self.exit_code if self.exit_code is not None else 255
+            restart = self._should_restart(restarts)
+            self.state.update(
+                Status="restarting" if restart else "exited",
+                ExitCode=code,
+                Pid=0,
+                FinishedAt=now(),
+                RestartCount=restarts + (1 if restart else 0),
+            )
+            self._run_child("cleanup" if restart or not self.params["auto_remove"] else "remove")
+            if not restart:
+                self._finish(code)
+                return code
+            restarts += 1
+            time.sleep(min(0.1 * 2**restarts, 5.0))
+
+    def _finish(self, code: int) -> None:
+        self._broadcast(EXIT, str(code).encode())
+        for client in self.clients:
+            client.sock.close()
+        self.listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.params["attach_socket"])
+
+
+def main() -> None:
+    """Entry point: detach from the caller's session, become a subreaper, run the container."""
+    directory = sys.argv[1]
+    if os.getsid(0) != os.getpid():
+        os.setsid()
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    monitor = Monitor(directory)
+    sys.exit(0 if monitor.run() == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
