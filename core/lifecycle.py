@@ -43,9 +43,22 @@ log = get_logger(__name__)
 STATE_POLL = 0.02
 
 
+def _image_for(engine: Engine, name: str, *, pull: str) -> Any:
+    """The image to run, pulled as `--pull missing|always|never` says (Docker's messages on stderr)."""
+    from dockyard.core.registry.pull import ensure_image, pull_image
+
+    if pull not in ("missing", "always", "never"):
+        raise UsageError(f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"')
+    if pull == "always":
+        return pull_image(engine, name, out=sys.stderr)
+    if pull == "never":
+        return engine.images.resolve(name)
+    return ensure_image(engine, name, out=sys.stderr)
+
+
 def create_container(engine: Engine, options: CreateOptions) -> Container:
     """Create a container from an image: its record, its read-write layer, its volumes."""
-    image = engine.images.resolve(options.image)
+    image = _image_for(engine, options.image, pull=options.pull)
     records = to_records(options, image_config=image.config, image_name=options.image)
     network = engine.select_driver(DriverKind.NETWORK, options.network or engine.settings.network_driver)
     isolation = engine.select_driver(

@@ -58,6 +58,7 @@ class CreateOptions:
     stop_signal: str | None = None
     stop_timeout: int | None = None
     runtime: str | None = None
+    pull: str = "missing"
     attach_stdout: bool = True
     attach_stderr: bool = True
 

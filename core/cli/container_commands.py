@@ -55,6 +55,9 @@ def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stop-signal", help="Signal to stop the container."),
         click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
         click.option("--runtime", help="Isolation driver (namespaces, oci, ...) for this container."),
+        click.option(
+            "--pull", default="missing", help='Pull image before running ("always", "missing", "never").'
+        ),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -99,6 +102,7 @@ def _create_options(kwargs: dict[str, Any]) -> Any:
         stop_signal=kwargs["stop_signal"],
         stop_timeout=kwargs["stop_timeout"],
         runtime=kwargs["runtime"],
+        pull=kwargs["pull"],
     )
 
 

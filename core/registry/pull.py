@@ -57,7 +57,7 @@ from dockyard.core.registry.media import (
 from dockyard.core.registry.progress import Progress
 from dockyard.core.store import scratch_dir
 
-__all__ = ["MAX_CONCURRENT_DOWNLOADS", "PullResult", "Puller", "ensure_image"]
+__all__ = ["MAX_CONCURRENT_DOWNLOADS", "PullResult", "Puller", "ensure_image", "pull_image"]
 
 MAX_CONCURRENT_DOWNLOADS = 3
 _T = TypeVar("_T")
@@ -309,24 +309,13 @@ def _short(digest: str) -> str:
     return digest_hex(digest)[:12]
 
 
-def ensure_image(engine: Engine, name: str, *, out: TextIO) -> Image:
-    """The image `name` refers to, pulled first when it is missing, as `docker run` does.
-
-    Prints Docker's `Unable to find image 'hello-world:latest' locally` and the pull's progress to
-    `out` (standard error, for `run`), using the user's registry settings and credentials.
-    """
-    from dockyard.core.reference import looks_like_id, parse_reference
+def pull_image(engine: Engine, name: str, *, out: TextIO) -> Image:
+    """Pull `name` with the user's registry settings and credentials, progress on `out`."""
+    from dockyard.core.reference import parse_reference
     from dockyard.core.registry.credentials import credential_store
     from dockyard.core.registry.hosts import load_registry_config
     from dockyard.core.registry.progress import make_progress
 
-    try:
-        return engine.images.resolve(name)
-    except NotFoundError:
-        if looks_like_id(name) and len(name.removeprefix("sha256:")) == 64:
-            raise
-    reference = parse_reference(name)
-    out.write(f"Unable to find image '{reference.familiar()}' locally\n")
     rootless = engine.settings.rootless
     puller = Puller(
         engine,
@@ -334,4 +323,21 @@ def ensure_image(engine: Engine, name: str, *, out: TextIO) -> Image:
         credentials=credential_store(rootless=rootless),
         progress=make_progress(out),
     )
-    return engine.images.get(puller.pull(reference).image_id)
+    return engine.images.get(puller.pull(parse_reference(name)).image_id)
+
+
+def ensure_image(engine: Engine, name: str, *, out: TextIO) -> Image:
+    """The image `name` refers to, pulled first when it is missing, as `docker run` does.
+
+    Prints Docker's `Unable to find image 'hello-world:latest' locally` and the pull's progress to
+    `out` (standard error, for `run`).
+    """
+    from dockyard.core.reference import looks_like_id, parse_reference
+
+    try:
+        return engine.images.resolve(name)
+    except NotFoundError:
+        if looks_like_id(name) and len(name.removeprefix("sha256:")) == 64:
+            raise
+    out.write(f"Unable to find image '{parse_reference(name).familiar()}' locally\n")
+    return pull_image(engine, name, out=out)
