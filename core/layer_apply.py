@@ -46,12 +46,10 @@ from __future__ import annotations
 
 import enum
 import errno
-import functools
 import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -60,6 +58,7 @@ from dockyard.core.digests import HashingReader
 from dockyard.core.drivers import LayerDiff
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
 from dockyard.core.log import get_logger
+from dockyard.core.rootpath import open_in_root
 
 __all__ = [
     "OPAQUE_MARKER",
@@ -83,10 +82,6 @@ PRIVATE_XATTRS = ("trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.", "s
 _AUFS_META_PREFIX = ".wh..wh."
 _XATTR_REFUSED = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM)
 
-_SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_IN_ROOT = 0x10
-_MAX_SYMLINKS = 40  # as the kernel's own limit for one lookup
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 _CHUNK = 1 << 20
@@ -120,118 +115,7 @@ class WhiteoutMode(enum.Enum):
         return OVERLAY_OPAQUE_XATTR
 
 
-# --- resolving paths inside a root ---------------------------------------------------------------
-
-
-@functools.cache
-def _openat2() -> Callable[[int, str, int], int] | None:
-    """openat2(2) with RESOLVE_IN_ROOT, bound through ctypes; None where it cannot be used.
-
-    Probed once: an old kernel answers ENOSYS, a container's seccomp filter often EPERM.
-    """
-    if os.uname().machine not in ("x86_64", "aarch64"):
-        return None
-    import ctypes
-
-    class OpenHow(ctypes.Structure):
-        _fields_ = [
-            ("flags", ctypes.c_uint64),
-            ("mode", ctypes.c_uint64),
-            ("resolve", ctypes.c_uint64),
-        ]
-
-    syscall = ctypes.CDLL(None, use_errno=True).syscall
-    syscall.restype = ctypes.c_long
-
-    def openat2(dirfd: int, path: str, flags: int) -> int:
-        how = OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-        for _ in range(64):  # EAGAIN: a rename raced the lookup; the kernel asks for a retry
-            fd = syscall(
-                ctypes.c_long(_SYS_OPENAT2),
-                ctypes.c_long(dirfd),
-                ctypes.c_char_p(os.fsencode(path)),
-                ctypes.byref(how),
-                ctypes.c_size_t(ctypes.sizeof(how)),
-            )
-            if fd >= 0:
-                return int(fd)
-            code = ctypes.get_errno()
-            if code not in (errno.EAGAIN, errno.EINTR):
-                raise OSError(code, os.strerror(code), path)
-        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
-
-    probe_dir = os.open("/", _DIR_FLAGS)
-    try:
-        os.close(openat2(probe_dir, ".", _DIR_FLAGS))
-    except OSError as exc:
-        if exc.errno in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
-            return None
-        raise
-    finally:
-        os.close(probe_dir)
-    return openat2
-
-
-def _walk_in_root(root_fd: int, parts: tuple[str, ...]) -> int:
-    """Open the directory `parts` below `root_fd` as RESOLVE_IN_ROOT would, one O_NOFOLLOW step at
-    a time: a symlink is read and its target resolved from the root (absolute) or from where it
-    was met (relative), and ".." never climbs above the root.
-
-    Every directory on the stack is a real directory, so popping it for ".." is the physical
-    parent. The fallback for kernels without openat2.
-    """
-    pending = list(reversed(parts))
-    stack = [os.dup(root_fd)]
-    followed = 0
-    try:
-        while pending:
-            name = pending.pop()
-            if name in ("", "."):
-                continue
-            if name == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                continue
-            try:
-                stack.append(os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=stack[-1]))
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
-                    raise
-                target = _symlink_target(stack[-1], name, exc)
-            followed += 1
-            if not target:
-                raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), "/".join(parts))
-            if followed > _MAX_SYMLINKS:
-                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/".join(parts))
-            if target.startswith("/"):
-                while len(stack) > 1:
-                    os.close(stack.pop())
-            pending.extend(reversed(target.split("/")))
-        return stack.pop()
-    finally:
-        for fd in stack:
-            os.close(fd)
-
-
-def _symlink_target(dirfd: int, name: str, refusal: OSError) -> str:
-    """The target of symlink `name`; `refusal` again when `name` is not a symlink after all."""
-    try:
-        return os.readlink(name, dir_fd=dirfd)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:  # a file, not a symlink: the walk cannot go through it
-            raise refusal from None
-        raise
-
-
-def _open_in_root(root_fd: int, parts: tuple[str, ...]) -> int:
-    """A descriptor of the directory `parts`, each symlink on the way resolved inside the root."""
-    if not parts:
-        return os.dup(root_fd)
-    openat2 = _openat2()
-    if openat2 is None:
-        return _walk_in_root(root_fd, parts)
-    return openat2(root_fd, "/".join(parts), _DIR_FLAGS)
+# --- resolving paths inside a root: core/rootpath.py ----------------------------------------------
 
 
 def _split_name(name: str) -> tuple[str, ...]:
@@ -359,7 +243,7 @@ class _Applier:
     def _open_dir(self, parts: tuple[str, ...], *, create: bool) -> int:
         """Open the directory `parts` inside the root; with `create`, make missing ones (0755)."""
         try:
-            return _open_in_root(self.root_fd, parts)
+            return open_in_root(self.root_fd, "/".join(parts))
         except FileNotFoundError:
             if not create:
                 raise
@@ -369,7 +253,7 @@ class _Applier:
             raise
         try:
             for depth in range(1, len(parts) + 1):
-                parent = _open_in_root(self.root_fd, parts[: depth - 1])
+                parent = open_in_root(self.root_fd, "/".join(parts[: depth - 1]))
                 try:
                     os.mkdir(parts[depth - 1], 0o755, dir_fd=parent)
                     os.chmod(parts[depth - 1], 0o755, dir_fd=parent, follow_symlinks=False)
@@ -377,7 +261,7 @@ class _Applier:
                     pass
                 finally:
                     os.close(parent)
-            return _open_in_root(self.root_fd, parts)
+            return open_in_root(self.root_fd, "/".join(parts))
         except FileNotFoundError:
             raise UnsafeLayerError(
                 f"layer entry {self.current!r} goes through a symlink that leads nowhere inside the layer"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.core import layer_apply, layer_diff
+from dockyard.core import layer_apply, layer_diff, rootpath
 from dockyard.core.drivers import ChangeKind
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
 from dockyard.core.layer_apply import WhiteoutMode, apply_layer
@@ -37,7 +37,7 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root")
 def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with openat2(2) and again with the O_NOFOLLOW walk that replaces it."""
     if request.param == "walk":
-        monkeypatch.setattr(layer_apply, "_openat2", lambda: None)
+        monkeypatch.setattr(rootpath, "_openat2", lambda: None)
     return str(request.param)
 
 
@@ -57,7 +57,7 @@ def _copy(source: Path, destination: Path) -> None:
 
 
 def test_openat2_is_available_on_this_kernel() -> None:
-    assert layer_apply._openat2() is not None
+    assert rootpath._openat2() is not None
 
 
 def test_walk_resolves_like_openat2(tmp_path: Path) -> None:
@@ -68,13 +68,13 @@ def test_walk_resolves_like_openat2(tmp_path: Path) -> None:
     (root / "up").symlink_to("../../../../usr")
     (root / "usr" / "lib" / "back").symlink_to("../../lib")
     (root / "chain").symlink_to("abs/lib/back")
-    openat2 = layer_apply._openat2()
+    openat2 = rootpath._openat2()
     assert openat2 is not None
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for path in ("lib", "abs/lib", "up/lib", "usr/lib/back", "chain", "lib/back/back"):
             parts = tuple(path.split("/"))
-            by_walk = layer_apply._walk_in_root(root_fd, parts)
+            by_walk = rootpath._walk(root_fd, parts, os.O_RDONLY | os.O_DIRECTORY)
             by_openat2 = openat2(root_fd, path, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 assert os.fstat(by_walk).st_ino == os.fstat(by_openat2).st_ino == (
