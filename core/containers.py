@@ -143,6 +143,19 @@ class ContainerStore:
         container.state = state
         return state
 
+    def transition(self, container: Container, old: str, new: str) -> bool:
+        """Change the status from `old` to `new` atomically; False (nothing written) when the
+        status is no longer `old`, e.g. the monitor recorded an exit meanwhile."""
+        with file_lock(container.path("state.lock")):
+            state: dict[str, Any] = read_json(container.path("state.json"), default={"Status": "created"})
+            if state.get("Status") != old:
+                container.state = state
+                return False
+            state["Status"] = new
+            write_json(container.path("state.json"), state)
+        container.state = state
+        return True
+
     def list(self) -> list[Container]:
         """Every container, newest first."""
         found = []

@@ -195,6 +195,9 @@ class ResourceUsage:
     memory_bytes: int = 0
     memory_limit: int = 0
     pids: int = 0
+    # Bytes read from and written to block devices, 0 where the driver cannot tell.
+    block_read: int = 0
+    block_write: int = 0
 
 
 @runtime_checkable

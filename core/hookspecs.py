@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from dockyard.core.config import Settings
     from dockyard.core.drivers import DriverRegistry
 
 PROJECT = "dockyard"
@@ -36,6 +37,16 @@ def dockyard_register_drivers(register: DriverRegistry) -> None:
     once per driver. `factory(context)` builds the driver from a `DriverContext`; it must do no I/O.
     A higher priority wins automatic selection; priority 0 means "only when named". Historic, so a
     plugin registered late still hears it.
+    """
+
+
+@hookspec
+def dockyard_configure(settings: Settings) -> object | None:
+    """The engine's settings are known: return an object to register as a plugin for them, or None.
+
+    Called once per engine, after every plugin is loaded. A plugin that keeps state per storage
+    root (the built-in event log does) returns an object whose hook implementations are bound to
+    `settings.root`, instead of keeping module-level state that two engines would share.
     """
 
 
@@ -57,6 +68,21 @@ def dockyard_container_stopped(container_id: str, exit_code: int) -> None:
 @hookspec
 def dockyard_container_removed(container_id: str) -> None:
     """A container and its read-write layer were removed."""
+
+
+@hookspec
+def dockyard_container_renamed(container_id: str, old_name: str, new_name: str) -> None:
+    """A container's name changed from `old_name` to `new_name` (both without Docker's `/`)."""
+
+
+@hookspec
+def dockyard_container_paused(container_id: str) -> None:
+    """Every process of a container was frozen (`pause`)."""
+
+
+@hookspec
+def dockyard_container_unpaused(container_id: str) -> None:
+    """A paused container's processes were thawed (`unpause`, or before a stop or kill)."""
 
 
 @hookspec

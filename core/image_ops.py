@@ -145,11 +145,13 @@ def _delete(engine: Engine, image: Image) -> int:
 
 
 def prune_images(engine: Engine, *, all_unused: bool) -> RemovalReport:
-    """Remove dangling images (untagged), or with `all_unused` every image, as `image prune`."""
+    """Remove dangling images (untagged), or with `all_unused` every image, as `image prune`;
+    an image a container uses is kept either way."""
     report = RemovalReport()
+    in_use = {container.config["Image"] for container in engine.containers.list()}
     with engine.images.locked():
         for image in engine.images.list():
-            if image.repo_tags and not all_unused:
+            if (image.repo_tags and not all_unused) or image.id in in_use:
                 continue
             report.untagged.extend(
                 parse_reference(ref, default_tag=None).familiar()

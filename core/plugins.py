@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -15,6 +16,9 @@ from dockyard.core import hookspecs
 from dockyard.core.drivers import DriverRegistry
 from dockyard.core.entrypoints import PLUGIN_GROUP, autoload_enabled
 from dockyard.core.log import get_logger
+
+if TYPE_CHECKING:
+    from dockyard.core.config import Settings
 
 __all__ = ["Hooks", "PluginInfo", "load_plugins"]
 
@@ -38,6 +42,12 @@ class Hooks:
     plugins: list[PluginInfo] = field(default_factory=list)
     drivers: DriverRegistry = field(default_factory=DriverRegistry)
 
+    def configure(self, *, settings: Settings) -> None:
+        """Tell plugins the engine's settings; register the objects they return as plugins."""
+        for plugin in self.manager.hook.dockyard_configure(settings=settings):
+            if plugin is not None:
+                self.manager.register(plugin)
+
     def container_created(self, *, container_id: str, name: str, image: str) -> None:
         """Tell plugins a container was created."""
         self.manager.hook.dockyard_container_created(container_id=container_id, name=name, image=image)
@@ -53,6 +63,20 @@ class Hooks:
     def container_removed(self, *, container_id: str) -> None:
         """Tell plugins a container was removed."""
         self.manager.hook.dockyard_container_removed(container_id=container_id)
+
+    def container_renamed(self, *, container_id: str, old_name: str, new_name: str) -> None:
+        """Tell plugins a container was renamed."""
+        self.manager.hook.dockyard_container_renamed(
+            container_id=container_id, old_name=old_name, new_name=new_name
+        )
+
+    def container_paused(self, *, container_id: str) -> None:
+        """Tell plugins a container was paused."""
+        self.manager.hook.dockyard_container_paused(container_id=container_id)
+
+    def container_unpaused(self, *, container_id: str) -> None:
+        """Tell plugins a container was unpaused."""
+        self.manager.hook.dockyard_container_unpaused(container_id=container_id)
 
     def image_pulled(self, *, image_id: str, reference: str) -> None:
         """Tell plugins an image was pulled."""

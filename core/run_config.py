@@ -15,7 +15,7 @@ from typing import Any
 
 from dockyard.core.errors import UsageError
 
-__all__ = ["CreateOptions", "RestartPolicy", "parse_restart", "to_records"]
+__all__ = ["CreateOptions", "RestartPolicy", "environment", "merge_env", "parse_restart", "to_records"]
 
 NAMESPACED_SYSCTL_PREFIXES = ("net.", "fs.mqueue.", "kernel.shm", "kernel.msg")
 NAMESPACED_SYSCTLS = ("kernel.sem", "kernel.domainname", "kernel.hostname")
@@ -83,15 +83,17 @@ def parse_restart(text: str) -> RestartPolicy:
     return RestartPolicy(name, int(count or 0))
 
 
-def _env_list(options: CreateOptions) -> list[str]:
+def environment(env: list[str], env_files: list[str]) -> list[str]:
+    """`-e` and `--env-file` entries as Docker reads them: files first, `NAME` alone takes the
+    caller's value (and is dropped when the caller has none)."""
     entries: list[str] = []
-    for env_file in options.env_files:
+    for env_file in env_files:
         try:
             lines = Path(env_file).read_text().splitlines()
         except OSError as exc:
             raise UsageError(f"open {env_file}: {exc.strerror}") from exc
         entries.extend(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
-    entries.extend(options.env)
+    entries.extend(env)
     result = []
     for entry in entries:
         key, sep, _ = entry.partition("=")
@@ -237,7 +239,7 @@ def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_na
         "Tty": options.tty,
         "OpenStdin": options.interactive,
         "StdinOnce": options.interactive,
-        "Env": _merge_env(runtime_config.get("Env") or [], _env_list(options)),
+        "Env": merge_env(runtime_config.get("Env") or [], environment(options.env, options.env_files)),
         "Cmd": cmd or None,
         "Image": image_name,
         "Volumes": runtime_config.get("Volumes"),
@@ -267,7 +269,8 @@ def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_na
     return {"Config": config, "HostConfig": host_config}
 
 
-def _merge_env(image_env: list[str], overrides: list[str]) -> list[str]:
+def merge_env(image_env: list[str], overrides: list[str]) -> list[str]:
+    """`overrides` replacing the entries of the same names in `image_env`, new names appended."""
     merged = {entry.partition("=")[0]: entry for entry in image_env}
     for entry in overrides:
         merged[entry.partition("=")[0]] = entry

@@ -13,11 +13,12 @@ _MIN_WIDTH = 10
 _PADDING = 3
 
 
-def tabwrite(text: str) -> str:
+def tabwrite(text: str, *, min_width: int = _MIN_WIDTH) -> str:
     """Align tab-terminated cells into columns (elastic tabstops), exactly as Go's tabwriter.
 
     A column is a run of consecutive lines that have a cell terminated by a tab at that position;
-    its width is the widest such cell plus 3, at least 10. The last cell of a line is never padded.
+    its width is the widest such cell plus 3, at least `min_width` (10 for listings; `docker top`
+    uses 20). The last cell of a line is never padded.
     """
     lines = [line.split("\t") for line in text.split("\n")]
     out: list[str] = []
@@ -41,7 +42,7 @@ def tabwrite(text: str) -> str:
                 continue
             write_lines(first, current)
             first = current
-            width = _MIN_WIDTH
+            width = min_width
             while current < end and column < len(lines[current]) - 1:
                 width = max(width, _display_width(lines[current][column]) + _PADDING)
                 current += 1

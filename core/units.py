@@ -9,10 +9,11 @@ import re
 
 from dockyard.core.errors import UsageError
 
-__all__ = ["human_duration", "human_duration_ago", "human_size", "parse_size"]
+__all__ = ["bytes_size", "human_duration", "human_duration_ago", "human_size", "parse_size"]
 
 
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 _BINARY_MULTIPLIERS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+\."
 
@@ -28,6 +29,17 @@ def human_size(size: float, *, precision: int = 3) -> str:
         value /= 1000
         unit += 1
     return f"{value:.{precision}g}{_DECIMAL_UNITS[unit]}"
+
+
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: binary units, 4 significant digits (`1.535MiB`), as `docker stats`
+    prints memory."""
+    value = float(size)
+    unit = 0
+    while value >= 1024 and unit < len(_BINARY_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.4g}{_BINARY_UNITS[unit]}"
 
 
 def human_duration(seconds: float) -> str:

@@ -12,4 +12,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dockyard.plugins.isolation.oci",
     "dockyard.plugins.network.none",
     "dockyard.plugins.network.host",
+    "dockyard.plugins.events",
 )

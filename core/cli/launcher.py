@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         parsed = _parse(args)
+        fast = True
     except _NotFast:
+        fast = False
+    if not fast:  # outside the `except`: the whole command would run as its handler otherwise
         from dockyard.core.cli.main import main as full_main
 
         full_main(args)

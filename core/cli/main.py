@@ -34,6 +34,31 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "start": (f"{_CONTAINERS}:start", "Start one or more stopped containers"),
     "stop": (f"{_CONTAINERS}:stop", "Stop one or more running containers"),
     "wait": (f"{_CONTAINERS}:wait", "Block until one or more containers stop, then print their exit codes"),
+    "exec": ("dockyard.core.cli.exec_command:exec_", "Execute a command in a running container"),
+    "top": ("dockyard.core.cli.process_commands:top", "Display the running processes of a container"),
+    "stats": (
+        "dockyard.core.cli.process_commands:stats",
+        "Display a live stream of container(s) resource usage statistics",
+    ),
+    "pause": (
+        "dockyard.core.cli.process_commands:pause",
+        "Pause all processes within one or more containers",
+    ),
+    "unpause": (
+        "dockyard.core.cli.process_commands:unpause",
+        "Unpause all processes within one or more containers",
+    ),
+    "rename": ("dockyard.core.cli.container_admin_commands:rename", "Rename a container"),
+    "port": (
+        "dockyard.core.cli.container_admin_commands:port",
+        "List port mappings or a specific mapping for the container",
+    ),
+    "cp": (
+        "dockyard.core.cli.container_admin_commands:cp",
+        "Copy files/folders between a container and the local filesystem",
+    ),
+    "events": ("dockyard.core.cli.events_command:events", "Get real time events from the server"),
+    "system": ("dockyard.core.cli.system_group:system", "Manage Dockyard"),
     "history": ("dockyard.core.cli.image_commands:history", "Show the history of an image"),
     "image": ("dockyard.core.cli.image_commands:image", "Manage images"),
     "images": ("dockyard.core.cli.image_commands:images", "List images"),

@@ -14,16 +14,6 @@ VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
 VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE"}
 
 
-def _users(engine: Engine) -> dict[str, list[str]]:
-    """Volume name -> names of the containers that mount it."""
-    users: dict[str, list[str]] = {}
-    for container in engine.containers.list():
-        for mount in container.config["HostConfig"].get("Mounts") or []:
-            if mount["Type"] == "volume":
-                users.setdefault(mount["Name"], []).append(container.id)
-    return users
-
-
 @click.group("volume")
 def volume() -> None:
     """Manage volumes."""
@@ -92,7 +82,9 @@ def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template
 @click.pass_context
 def rm(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool) -> None:
     """Remove one or more volumes."""
-    users = _users(engine)
+    from dockyard.core.volume_usage import volume_users
+
+    users = volume_users(engine)
     failures = 0
     for name in names:
         try:
@@ -116,6 +108,7 @@ def rm(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool) 
 def prune(engine: Engine, all_volumes: bool, force: bool) -> None:
     """Remove unused local volumes."""
     from dockyard.core.units import human_size
+    from dockyard.core.volume_usage import prune_volumes
 
     if not force and not click.confirm(
         "WARNING! This will remove anonymous local volumes not used by at least one container.\n"
@@ -123,31 +116,10 @@ def prune(engine: Engine, all_volumes: bool, force: bool) -> None:
         default=False,
     ):
         return
-    users = _users(engine)
-    removed = []
-    reclaimed = 0
-    for record in engine.volumes.all():
-        if record["Name"] in users or not (all_volumes or record.get("Anonymous")):
-            continue
-        reclaimed += _size(record["Mountpoint"])
-        engine.volumes.remove(record["Name"], in_use_by=[])
-        removed.append(record["Name"])
+    removed, reclaimed = prune_volumes(engine, all_volumes=all_volumes)
     if removed:
         click.echo("Deleted Volumes:")
         for name in removed:
             click.echo(name)
         click.echo()
     click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
-
-
-def _size(path: str) -> int:
-    import os
-
-    total = 0
-    for directory, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
-            except OSError:
-                continue
-    return total

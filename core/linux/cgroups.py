@@ -236,7 +236,41 @@ class ContainerCgroups:
             limit = 0 if value == "max" or int(value) >= _UNLIMITED else int(value)
         pids = self.controller("pids")
         count = int(read_value(os.path.join(pids[1], "pids.current"))) if pids else len(self.pids())
-        return ResourceUsage(cpu_seconds=cpu, memory_bytes=memory, memory_limit=limit, pids=count)
+        block_read, block_write = self._block_io()
+        return ResourceUsage(
+            cpu_seconds=cpu,
+            memory_bytes=memory,
+            memory_limit=limit,
+            pids=count,
+            block_read=block_read,
+            block_write=block_write,
+        )
+
+    def _block_io(self) -> tuple[int, int]:
+        """Bytes read and written: v2 `io.stat` (`rbytes=`, `wbytes=`) or v1 blkio's recursive
+        `throttle.io_service_bytes` (`MAJ:MIN Read N`); (0, 0) without either."""
+        read = written = 0
+        found = self.controller("io") or self.controller("blkio")
+        if found is None:
+            return 0, 0
+        version, directory = found
+        name = "io.stat" if version == 2 else "blkio.throttle.io_service_bytes_recursive"
+        try:
+            lines = read_value(os.path.join(directory, name)).splitlines()
+        except FileNotFoundError:  # a v2 controller not enabled for this cgroup
+            return 0, 0
+        for line in lines:
+            fields = line.split()
+            if version == 2:
+                values = dict(field.partition("=")[::2] for field in fields[1:])
+                read += int(values.get("rbytes", 0))
+                written += int(values.get("wbytes", 0))
+            elif len(fields) == 3 and fields[1] in ("Read", "Write"):
+                if fields[1] == "Read":
+                    read += int(fields[2])
+                else:
+                    written += int(fields[2])
+        return read, written
 
     def freeze(self, frozen: bool, *, timeout: float = 5.0) -> None:
         """Freeze or thaw every process: the v1 freezer if mounted, else v2's cgroup.freeze."""

@@ -42,6 +42,7 @@ def run_child(report_fd: int, body: Callable[[], object]) -> NoReturn:
     Never returns into the caller's stack, whatever `body` raises.
     """
     record = {"error": "DriverFailed", "message": "the container process ended before exec"}
+    handled = sys.exc_info()[1]  # the caller may be inside an `except` block: not ours to report
     try:
         body()
     except (DockyardError, OSError) as exc:
@@ -49,7 +50,7 @@ def run_child(report_fd: int, body: Callable[[], object]) -> NoReturn:
         record = {"error": kind, "message": str(exc)}
     finally:
         unexpected = sys.exc_info()[1]
-        if unexpected is not None:  # a bug: say what it was rather than dying silently
+        if unexpected is not None and unexpected is not handled:  # a bug: say what it was
             record = {"error": "DriverFailed", "message": f"container setup failed: {unexpected!r}"}
         os.write(report_fd, json.dumps(record).encode()[:_PIPE_BUF])
         os._exit(_FAILED_EXIT)

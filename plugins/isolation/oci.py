@@ -138,11 +138,14 @@ class OciDriver:
             data: dict[str, Any] = json.loads(output)["data"]
             memory = data.get("memory", {}).get("usage", {})
             limit = int(memory.get("limit", 0))
+            block = data.get("blkio", {}).get("ioServiceBytesRecursive") or []
             return ResourceUsage(
                 cpu_seconds=int(data.get("cpu", {}).get("usage", {}).get("total", 0)) / 1e9,
                 memory_bytes=int(memory.get("usage", 0)),
                 memory_limit=0 if limit >= 1 << 62 else limit,
                 pids=int(data.get("pids", {}).get("current", 0)),
+                block_read=sum(int(entry.get("value", 0)) for entry in block if entry.get("op") == "Read"),
+                block_write=sum(int(entry.get("value", 0)) for entry in block if entry.get("op") == "Write"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise DriverFailed(f"{self._runtime}: unreadable stats for {spec.id}: {output[:200]!r}") from exc

@@ -1,0 +1,211 @@
+"""The CLI's side of an `exec`: the process's stdio, relayed to and from the CLI's own.
+
+With `-t` the process gets the slave of a pty the CLI opens; the CLI copies its standard input to
+the master (when `-i`) and the master to its standard output, with the local terminal raw and its
+size passed on (core/terminal.py). Without `-t` the process gets pipes: standard input (or
+/dev/null without `-i`), standard output and standard error, each copied to the CLI's own.
+
+The relay ends when the process has exited and its output has drained; output that background
+children keep producing is cut DRAIN_SECONDS after the exit, as the monitor does for `run`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+__all__ = ["ExecSession", "null_stdio", "open_session", "relay"]
+
+DRAIN_SECONDS = 2.0
+_CHUNK = 65536
+_EOT = b"\x04"  # what a terminal reads as end of input
+
+
+@dataclass
+class ExecSession:
+    """The descriptors of one exec: what the process gets and the CLI's ends of them."""
+
+    process_stdio: tuple[int, int, int]
+    stdin_target: int | None  # where the CLI's stdin goes (pty master or pipe), None: not forwarded
+    outputs: dict[int, int]  # CLI-side read end -> the CLI's descriptor it is copied to
+    tty: bool
+    _owned: set[int] = field(default_factory=set)
+
+    def close_process_side(self) -> None:
+        """Drop the CLI's copies of the process's descriptors once the process has them."""
+        for fd in set(self.process_stdio):
+            self.close_fd(fd)
+
+    def close_fd(self, fd: int) -> None:
+        """Close one of the session's descriptors early (the end of the process's input)."""
+        if fd in self._owned:
+            os.close(fd)
+            self._owned.discard(fd)
+
+    def close(self) -> None:
+        """Close every descriptor the session opened."""
+        for fd in self._owned:
+            os.close(fd)
+        self._owned.clear()
+
+
+@contextmanager
+def null_stdio() -> Iterator[tuple[int, int, int]]:
+    """/dev/null as standard input, output and error (`exec -d`)."""
+    read = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    write = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        yield read, write, write
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def open_session(*, tty: bool, stdin: bool) -> ExecSession:
+    """A pty (`tty`) or pipes for the process, forwarding the CLI's stdin only with `stdin`."""
+    if tty:
+        from dockyard.core.terminal import set_window_size, window_size
+
+        master, slave = os.openpty()
+        if os.isatty(0):
+            set_window_size(master, *window_size(0))
+        return ExecSession(
+            process_stdio=(slave, slave, slave),
+            stdin_target=master if stdin else None,
+            outputs={master: 1},
+            tty=True,
+            _owned={master, slave},
+        )
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    if stdin:
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        owned = {in_r, in_w}
+    else:
+        in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None
+        owned = {in_r}
+    return ExecSession(
+        process_stdio=(in_r, out_w, err_w),
+        stdin_target=in_w,
+        outputs={out_r: 1, err_r: 2},
+        tty=False,
+        _owned=owned | {out_r, out_w, err_r, err_w},
+    )
+
+
+def relay(pid: int, session: ExecSession) -> int:
+    """Relay until the process `pid` (a child of the caller) exits and its output drains; return
+    its exit status (128+N for signal N)."""
+    session.close_process_side()
+    try:
+        if session.tty and session.stdin_target is not None and os.isatty(0):
+            from dockyard.core.terminal import raw_terminal, set_window_size
+
+            master = session.stdin_target
+            with raw_terminal(0, on_resize=lambda rows, cols: set_window_size(master, rows, cols)):
+                return _Relay(pid, session).run()
+        return _Relay(pid, session).run()
+    finally:
+        session.close()
+
+
+class _Relay:
+    """One relay loop: the process's exit, its output, the user's input."""
+
+    def __init__(self, pid: int, session: ExecSession) -> None:
+        self.pid = pid
+        self.session = session
+        self.outputs = dict(session.outputs)
+        self.stdin_target = session.stdin_target
+        self.pending = b""  # input read but not yet taken by the process
+        self.reading_stdin = session.stdin_target is not None
+        self.code: int | None = None
+        if self.stdin_target is not None:
+            os.set_blocking(self.stdin_target, False)
+
+    def run(self) -> int:
+        """Relay until the process is reaped and its output drained (or cut); its exit status."""
+        pidfd = os.pidfd_open(self.pid)
+        try:
+            deadline: float | None = None
+            while self.code is None or self.outputs:
+                if self.code is not None:
+                    deadline = deadline or time.monotonic() + DRAIN_SECONDS
+                    if time.monotonic() > deadline:
+                        break
+                readers = [*self.outputs]
+                if self.code is None:
+                    readers.append(pidfd)
+                    if self.reading_stdin and not self.pending:
+                        readers.append(0)
+                writers = [self.stdin_target] if self.pending and self.stdin_target is not None else []
+                readable, writable, _ = select.select(readers, writers, [], 0.5)
+                self._reap()
+                for fd in readable:
+                    if fd in self.outputs:
+                        self._copy_output(fd)
+                if 0 in readable:
+                    self._read_input()
+                if writable:
+                    self._write_input()
+        finally:
+            os.close(pidfd)
+        return self.code if self.code is not None else 255
+
+    def _reap(self) -> None:
+        """Collect the process's status and any other child the driver left to the caller."""
+        while True:
+            try:
+                child, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if child == 0:
+                return
+            if child == self.pid:
+                code = os.waitstatus_to_exitcode(status)
+                self.code = 128 - code if code < 0 else code
+
+    def _copy_output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, _CHUNK)
+        except OSError as exc:  # EIO: every holder of the pty's slave closed it
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            del self.outputs[fd]
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.session.outputs[fd], view) :]
+
+    def _read_input(self) -> None:
+        data = os.read(0, _CHUNK)
+        if data:
+            self.pending = data
+            self._write_input()
+            return
+        self.reading_stdin = False
+        if self.session.tty:
+            self.pending = _EOT
+            self._write_input()
+        elif self.stdin_target is not None:
+            self.session.close_fd(self.stdin_target)
+            self.stdin_target = None
+
+    def _write_input(self) -> None:
+        if self.stdin_target is None:
+            self.pending = b""
+            return
+        try:
+            written = os.write(self.stdin_target, self.pending)
+        except BlockingIOError:
+            return
+        except BrokenPipeError:  # the process closed its input: drop what it will never read
+            written = len(self.pending)
+        self.pending = self.pending[written:]

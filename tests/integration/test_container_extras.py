@@ -1,0 +1,307 @@
+"""exec, top, stats, pause, rename, port, cp, prune, events and system df/prune through the real CLI."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import select
+import struct
+import subprocess
+import tarfile
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Dockyard
+
+
+@pytest.fixture
+def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
+    """A busybox image named `busybox` in this test's store."""
+    dockyard("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tar), "busybox")
+    return "busybox"
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.05)
+
+
+def _read_file(dockyard: Dockyard, container: str, path: str) -> bytes:
+    """A file's content through `cp CONTAINER:PATH -` (works paused and stopped, unlike exec)."""
+    result = subprocess.run(
+        dockyard.command("cp", f"{container}:{path}", "-"), capture_output=True, env=dockyard.env, check=True
+    )
+    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
+        member = archive.next()
+        assert member is not None and member.name == os.path.basename(path)
+        handle = archive.extractfile(member)
+        assert handle is not None
+        return handle.read()
+
+
+class Terminal:
+    """A command on the slave side of a real pseudo-terminal, driven from the master side."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        self.process = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.output = b""
+
+    def expect(self, text: bytes, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            readable, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
+            if not readable:
+                pytest.fail(f"{text!r} did not appear; the terminal shows {self.output!r}")
+            try:
+                self.output += os.read(self.master, 4096)
+            except OSError:  # EIO: the command closed the terminal
+                pytest.fail(f"{text!r} did not appear before the end; the terminal showed {self.output!r}")
+
+    def send(self, text: bytes) -> None:
+        os.write(self.master, text)
+
+    def close(self, timeout: float = 20) -> int:
+        code = self.process.wait(timeout=timeout)
+        os.close(self.master)
+        return code
+
+
+def test_exec_output_and_exit_codes(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "-d", "--name", "target", busybox, "sleep", "300")
+    assert dockyard("exec", "target", "echo", "hello").stdout == "hello\n"
+    split = dockyard("exec", "target", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
+    assert (split.returncode, split.stdout, split.stderr) == (7, "out\n", "err\n")
+    assert dockyard("exec", "-i", "target", "cat", input=b"piped in\n").stdout == "piped in\n"
+    assert dockyard("exec", "target", "cat", input=b"not forwarded").stdout == "", "no -i: no stdin"
+    not_executable = dockyard("exec", "target", "/etc/passwd", check=False)
+    assert not_executable.returncode == 126 and "permission denied" in not_executable.stderr
+    missing = dockyard("exec", "target", "no-such-command", check=False)
+    assert missing.returncode == 127 and "executable file not found" in missing.stderr
+    no_terminal = dockyard("exec", "-it", "target", "sh", input=b"", check=False)
+    assert no_terminal.returncode == 125 and "the input device is not a TTY" in no_terminal.stderr
+    dockyard("kill", "target")
+    dockyard("wait", "target")
+    stopped = dockyard("exec", "target", "true", check=False)
+    assert stopped.returncode == 125 and "is not running" in stopped.stderr
+
+
+def test_exec_joins_the_container_with_its_settings(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "-d", "--name", "host1", "-h", "inside", "-e", "FROM_RUN=1", busybox, "sleep", "300")
+    result = dockyard(
+        "exec", "-e", "EXTRA=yes", "-w", "/tmp", "host1",
+        "sh", "-c", "echo $FROM_RUN $EXTRA; pwd; hostname; tr '\\0' ' ' < /proc/1/cmdline",
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["1 yes", "/tmp", "inside", "sleep 300 "]
+    assert dockyard("exec", "-u", "nobody", "host1", "id", "-u").stdout == "65534\n"
+    assert dockyard("exec", "-u", "nobody", "host1", "sh", "-c", "echo $HOME").stdout == "/nonexistent\n"
+    descriptors = dockyard("exec", "host1", "ls", "/proc/self/fd").stdout.split()
+    assert set(descriptors) <= {"0", "1", "2", "3"}, f"a host descriptor leaked in: {descriptors}"
+    assert dockyard("exec", "host1", "readlink", "/proc/self/fd/1").stdout.startswith("pipe:")
+
+
+def test_exec_detach_leaves_the_process_running(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "-d", "--name", "bg", busybox, "sleep", "300")
+    begun = time.monotonic()
+    detached = dockyard("exec", "-d", "bg", "sh", "-c", "sleep 0.5; echo finished > /tmp/marker")
+    assert detached.stdout == "" and time.monotonic() - begun < 5
+    _wait_until(lambda: dockyard("exec", "bg", "cat", "/tmp/marker", check=False).stdout == "finished\n")
+
+
+def test_exec_it_through_a_real_terminal(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "-d", "--name", "shell", busybox, "sleep", "300")
+    terminal = Terminal(dockyard.command("exec", "-it", "shell", "sh"), dockyard.env)
+    terminal.expect(b"# ")
+    terminal.send(b"echo sum=$((40+2)); [ -t 0 ] && [ -t 1 ] && echo on-a-terminal; stty size\n")
+    terminal.expect(b"sum=42")
+    terminal.expect(b"on-a-terminal")
+    terminal.expect(b"33 111", timeout=5)  # the user's terminal size reached the container's
+    terminal.send(b"exit 3\n")
+    assert terminal.close() == 3
+
+
+def test_run_it_through_a_real_terminal(dockyard: Dockyard, busybox: str) -> None:
+    terminal = Terminal(dockyard.command("run", "-it", "--name", "console", busybox, "sh"), dockyard.env)
+    terminal.expect(b"# ")
+    terminal.send(b"echo hi\n")
+    terminal.expect(b"hi\r\n")
+    terminal.send(b"exit\n")
+    assert terminal.close() == 0
+    assert dockyard("inspect", "-f", "{{.State.Status}}", "console").stdout == "exited\n"
+
+
+def test_top_pause_unpause_and_rename(dockyard: Dockyard, busybox: str) -> None:
+    script = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
+    dockyard("run", "-d", "--name", "counter", busybox, "sh", "-c", script)
+    header, *rows = dockyard("top", "counter").stdout.splitlines()
+    assert header.split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert any(row.endswith(script) for row in rows), rows
+    assert dockyard("top", "counter", "-o", "pid,comm").stdout.splitlines()[0].split() == ["PID", "COMMAND"]
+
+    _wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count").strip() != b"")
+    dockyard("pause", "counter")
+    assert dockyard("ps", "--format", "{{.Status}}").stdout.strip().endswith("(Paused)")
+    assert dockyard("inspect", "-f", "{{.State.Paused}}", "counter").stdout == "true\n"
+    frozen = _read_file(dockyard, "counter", "/tmp/count")
+    time.sleep(0.5)
+    assert _read_file(dockyard, "counter", "/tmp/count") == frozen, "a paused process kept counting"
+    refused = dockyard("exec", "counter", "true", check=False)
+    assert refused.returncode == 125 and "is paused" in refused.stderr
+    dockyard("unpause", "counter")
+    _wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count") != frozen)
+    assert dockyard("unpause", "counter", check=False).returncode == 125
+
+    dockyard("rename", "counter", "renamed")
+    assert dockyard("inspect", "-f", "{{.Name}}", "renamed").stdout == "/renamed\n"
+    assert dockyard("inspect", "counter", check=False).returncode != 0
+    assert dockyard("port", "renamed").stdout == ""
+    assert dockyard("port", "renamed", "80", check=False).returncode != 0
+
+    dockyard("pause", "renamed")
+    begun = time.monotonic()
+    dockyard("kill", "renamed")
+    assert dockyard("wait", "renamed").stdout == "137\n"
+    assert time.monotonic() - begun < 10, "kill thaws a paused container"
+
+
+def test_cp_both_ways_never_leaves_the_container(dockyard: Dockyard, busybox: str, tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "secret").write_text("HOST SECRET\n")
+    dockyard("run", "-d", "--name", "files", busybox, "sleep", "300")
+    setup = (
+        f"mkdir -p /data/sub {canary}; echo inside > /data/sub/file; echo decoy > {canary}/secret; "
+        f"ln -s {canary}/secret /data/abs; ln -s ../../../../../../../..{canary}/secret /data/rel; "
+        f"ln -s {canary} /data/dirlink"
+    )
+    dockyard("exec", "files", "sh", "-c", setup)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    dockyard("cp", "files:/data", str(out))
+    assert (out / "data" / "sub" / "file").read_text() == "inside\n"
+    assert os.readlink(out / "data" / "abs") == f"{canary}/secret", "a symlink is copied as a symlink"
+    dockyard("cp", "-L", "files:/data/abs", str(out / "followed"))
+    dockyard("cp", "-L", "files:/data/rel", str(out / "followed-rel"))
+    for copy in ("followed", "followed-rel"):
+        assert (out / copy).read_text() == "decoy\n", "-L resolves inside the container, not on the host"
+
+    source = tmp_path / "upload"
+    source.write_text("uploaded\n")
+    dockyard("cp", str(source), "files:/data/dirlink/")
+    assert dockyard("exec", "files", "cat", f"{canary}/upload").stdout == "uploaded\n"
+    assert sorted(p.name for p in canary.iterdir()) == ["secret"], "nothing was written on the host"
+    assert (canary / "secret").read_text() == "HOST SECRET\n"
+    dockyard("cp", str(source), "files:/data/abs")
+    assert dockyard("exec", "files", "cat", f"{canary}/secret").stdout == "uploaded\n"
+    assert (canary / "secret").read_text() == "HOST SECRET\n"
+
+    tree = tmp_path / "tree"
+    (tree / "nested").mkdir(parents=True)
+    (tree / "nested" / "leaf").write_text("leaf\n")
+    (tree / "nested" / "leaf").chmod(0o640)
+    os.chown(tree / "nested" / "leaf", 1234, 1234)
+    dockyard("cp", f"{tree}/.", "files:/data")
+    listing = dockyard("exec", "files", "ls", "-ln", "/data/nested/leaf").stdout.split()
+    assert listing[0] == "-rw-r-----" and listing[2:4] == ["0", "0"], "copies in belong to root"
+    dockyard("cp", "-a", str(tree / "nested" / "leaf"), "files:/data/kept-owner")
+    assert dockyard("exec", "files", "stat", "-c", "%u:%g", "/data/kept-owner").stdout == "1234:1234\n"
+    dockyard("kill", "files")
+    dockyard("wait", "files")
+    dockyard("cp", "files:/data/nested/leaf", str(out / "from-stopped"))
+    assert (out / "from-stopped").read_text() == "leaf\n"
+    dockyard("cp", str(source), "files:/data/sub/while-stopped")
+    assert _read_file(dockyard, "files", "/data/sub/while-stopped") == b"uploaded\n"
+    missing = dockyard("cp", "files:/no/such", str(out), check=False)
+    assert missing.returncode == 125 and "Could not find the file /no/such" in missing.stderr
+
+
+def test_stats_no_stream_shows_the_memory_limit(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "-d", "--name", "limited", "-m", "64m", busybox, "sleep", "300")
+    header, row = dockyard("stats", "--no-stream").stdout.splitlines()
+    assert header.split() == [
+        "CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "MEM", "%",
+        "NET", "I/O", "BLOCK", "I/O", "PIDS",
+    ]  # fmt: skip
+    assert "limited" in row and "/ 64MiB" in row
+    formatted = dockyard("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "limited")
+    name, usage, _, limit, pids = formatted.stdout.split()
+    assert (name, limit, pids) == ("limited", "64MiB", "1") and usage.endswith("B")
+
+
+def test_container_prune_removes_only_stopped_containers(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "--name", "finished", busybox, "true")
+    created = dockyard("create", "--name", "fresh", busybox, "true").stdout.strip()
+    running = dockyard("run", "-d", "--name", "alive", busybox, "sleep", "300").stdout.strip()
+    declined = dockyard("container", "prune", input=b"n\n")
+    assert "WARNING! This will remove all stopped containers." in declined.stdout
+    assert len(dockyard("ps", "-aq").stdout.split()) == 3
+    pruned = dockyard("container", "prune", "-f").stdout.splitlines()
+    assert pruned[0] == "Deleted Containers:" and created in pruned and running not in pruned
+    assert len(pruned) == 5, "two ids, a blank line, the total"
+    assert pruned[-1].startswith("Total reclaimed space: ")
+    assert dockyard("ps", "-aq", "--no-trunc").stdout.split() == [running]
+
+
+def test_events_for_a_run_and_their_filters(dockyard: Dockyard, busybox: str) -> None:
+    follower = subprocess.Popen(
+        dockyard.command("events", "--filter", "event=start", "--format", "{{.Actor.Attributes.name}}"),
+        env=dockyard.env,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        time.sleep(0.5)
+        dockyard("run", "--rm", "--name", "brief", busybox, "true")
+        assert follower.stdout is not None
+        ready, _, _ = select.select([follower.stdout], [], [], 20)
+        assert ready and follower.stdout.readline() == b"brief\n"
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+    past = dockyard("events", "--since", "1h", "--until", "0s", "--filter", "type=container").stdout
+    lines = past.splitlines()
+    assert [line.split()[2] for line in lines] == ["create", "start", "die", "destroy"]
+    assert all(line.split()[1] == "container" and "name=brief" in line for line in lines)
+    assert "exitCode=0" in lines[2]
+    images = dockyard("events", "--since", "1h", "--until", "0s", "--filter", "type=image").stdout
+    assert [line.split()[2] for line in images.splitlines()] == ["import", "tag"]
+    record = json.loads(
+        dockyard("events", "--since", "1h", "--until", "0s", "-f", "event=die", "--format", "json").stdout
+    )
+    assert record["Type"] == "container" and record["Actor"]["Attributes"]["image"] == "busybox"
+    assert isinstance(record["timeNano"], int) and record["time"] == record["timeNano"] // 1_000_000_000
+    later = dockyard("events", "--since", "0s", "--until", "0s").stdout
+    assert later == "", "--since now shows none of the past"
+
+
+def test_system_df_and_prune(dockyard: Dockyard, busybox: str, busybox_tar: Path) -> None:
+    dockyard("import", str(busybox_tar))  # a dangling image
+    dockyard("run", "--name", "old", "-v", "/anon", busybox, "sh", "-c", "echo x > /anon/written")
+    dockyard("run", "-d", "--name", "kept", busybox, "sleep", "300")
+    header, *rows = dockyard("system", "df").stdout.splitlines()
+    assert header.split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    assert [row.split()[0] for row in rows] == ["Images", "Containers", "Local", "Build"]
+    assert rows[0].split()[1:3] == ["2", "1"] and rows[1].split()[1:3] == ["2", "1"]
+    assert rows[2].split()[2:4] == ["1", "1"], "one volume, in use"
+    assert dockyard("system", "df", "--format", "{{.Type}}={{.TotalCount}}").stdout.splitlines()[1] == (
+        "Containers=2"
+    )
+    output = dockyard("system", "prune", "-f", "-a", "--volumes").stdout
+    assert "Deleted Containers:" in output and "Deleted Images:" in output and "Deleted Volumes:" in output
+    assert dockyard("volume", "ls", "-q").stdout == ""
+    assert output.splitlines()[-1].startswith("Total reclaimed space: ")
+    assert dockyard("ps", "-a", "--format", "{{.Names}}").stdout == "kept\n"
+    assert dockyard("images", "-q").stdout.count("\n") == 1, "the image a container uses is kept"
