@@ -6,24 +6,25 @@ size follows SIGWINCH, and ctrl-p ctrl-q detaches, leaving the container running
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
-import signal
 import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.core.errors import DockyardError
+from dockyard.core.terminal import DETACH_KEYS, raw_terminal
 
-__all__ = ["DETACHED", "attach"]
+__all__ = ["DETACHED", "attach", "say_hello"]
 
 HEADER = struct.Struct(">BI")
 STDOUT, STDERR, EXIT = 1, 2, 3
-STDIN, STDIN_CLOSED, RESIZE = 0, 5, 6
-DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+STDIN, STDIN_CLOSED, RESIZE, CLEANED = 0, 5, 6, 7
 DETACHED = -1
 CONNECT_TIMEOUT = 30.0
 
@@ -50,39 +51,54 @@ def _connect(path: Path) -> socket.socket:
             time.sleep(0.005)
 
 
+def say_hello(socket_path: Path) -> None:
+    """Tell a monitor waiting for its first client to start the container, attaching nothing."""
+    sock = _connect(socket_path)
+    try:
+        sock.sendall(json.dumps({"stdin": False, "stdout": False, "stderr": False}).encode() + b"\n")
+    finally:
+        sock.close()
+
+
 def _frame(kind: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
-def _terminal_size() -> bytes:
-    import fcntl
-    import termios
+def attach(
+    socket_path: Path,
+    *,
+    stdin: bool,
+    tty: bool,
+    stdout: bool = True,
+    stderr: bool = True,
+    cleanup: Callable[[int], None] | None = None,
+) -> int:
+    """Relay until the container exits (its exit code) or the user detaches (DETACHED).
 
-    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-    return f"{rows} {cols}".encode()
-
-
-def attach(socket_path: Path, *, stdin: bool, tty: bool, stdout: bool = True, stderr: bool = True) -> int:
-    """Relay until the container exits (its exit code) or the user detaches (DETACHED)."""
+    With `cleanup`, this client takes over the monitor's cleaning after the exit: it runs
+    `cleanup(code)` and tells the monitor it is done (see core/monitor.py).
+    """
     sock = _connect(socket_path)
-    sock.sendall(json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr}).encode() + b"\n")
+    hello = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "cleanup": cleanup is not None}
+    sock.sendall(json.dumps(hello).encode() + b"\n")
     interactive_tty = tty and stdin and os.isatty(0)
-    saved = None
-    if interactive_tty:
-        import termios
-        import tty as tty_module
-
-        saved = termios.tcgetattr(0)
-        tty_module.setraw(0)
-        sock.sendall(_frame(RESIZE, _terminal_size()))
-        signal.signal(signal.SIGWINCH, lambda *_: sock.sendall(_frame(RESIZE, _terminal_size())))
     try:
-        return _relay(sock, stdin=stdin, detachable=interactive_tty)
-    finally:
-        if saved is not None:
-            import termios
+        if interactive_tty:
 
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+            def resize(rows: int, cols: int) -> None:
+                sock.sendall(_frame(RESIZE, f"{rows} {cols}".encode()))
+
+            with raw_terminal(0, on_resize=resize):
+                code = _relay(sock, stdin=stdin, detachable=True)
+        else:
+            code = _relay(sock, stdin=stdin, detachable=False)
+        if cleanup is not None and code != DETACHED:
+            cleanup(code)
+            # A monitor that cleaned up itself (a failed start) has already hung up.
+            with contextlib.suppress(OSError):
+                sock.sendall(_frame(CLEANED))
+        return code
+    finally:
         sock.close()
 
 

@@ -20,7 +20,7 @@ from dockyard.core.spec import ContainerSpec, MountSpec, NamespaceSpec, ProcessS
 from dockyard.core.users import resolve_user
 from dockyard.core.volumes import VolumeStore
 
-__all__ = ["build_spec", "process_args", "process_env"]
+__all__ = ["all_capabilities", "build_spec", "process_args", "process_env"]
 
 # Static binaries only: the init runs inside images that may have no dynamic loader at all.
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
@@ -45,18 +45,19 @@ def process_env(config: dict[str, Any], *, hostname: str, home: str, tty: bool) 
     return env
 
 
-def _all_capabilities() -> tuple[str, ...]:
+def all_capabilities() -> tuple[str, ...]:
+    """Every capability this kernel knows (`--privileged`)."""
     last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     return tuple(name for number, name in enumerate(defaults.CAPABILITY_NAMES) if number <= last)
 
 
 def _capabilities(host: dict[str, Any]) -> tuple[str, ...]:
     if host.get("Privileged"):
-        return _all_capabilities()
+        return all_capabilities()
     caps = list(defaults.DEFAULT_CAPABILITIES)
     for cap in host.get("CapAdd") or []:
         if cap == "ALL":
-            caps = list(_all_capabilities())
+            caps = list(all_capabilities())
         elif cap not in caps:
             caps.append(cap)
     for cap in host.get("CapDrop") or []:
@@ -146,6 +147,12 @@ def _init_binary() -> str:
     raise DriverPrerequisites("--init needs a static tini or catatonit: install Debian's tini package")
 
 
+def _runtime_dir(container: Container) -> Path:
+    path = container.path("runtime")
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def build_spec(
     container: Container,
     *,
@@ -201,5 +208,6 @@ def build_spec(
         init=_init_binary() if host.get("Init") else None,
         host_devices=privileged,
         cgroup_path=f"{cgroup_parent}/{container.id}",
-        state_dir=str(container.directory),
+        # A directory of the driver's own: the oci driver writes its bundle's config.json there.
+        state_dir=str(_runtime_dir(container)),
     )

@@ -27,16 +27,19 @@ __all__ = ["Engine"]
 class Engine:
     """One command's view of Dockyard: settings, plugins, drivers and stores, built lazily."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, plugin_autoload: bool | None = None) -> None:
         self.settings = settings
+        self.plugin_autoload = plugin_autoload
         self._drivers: dict[tuple[str, str], Any] = {}
 
     @cached_property
     def hooks(self) -> Hooks:
-        """Every plugin, loaded on first use."""
+        """Every plugin, loaded on first use and told this engine's settings."""
         from dockyard.core.plugins import load_plugins
 
-        return load_plugins()
+        hooks = load_plugins(autoload=self.plugin_autoload)
+        hooks.configure(settings=self.settings)
+        return hooks
 
     def driver_context(self, kind: DriverKind, name: str) -> DriverContext:
         """The context a driver of this kind and name is built with."""

@@ -44,15 +44,23 @@ STATE_POLL = 0.02
 
 
 def _image_for(engine: Engine, name: str, *, pull: str) -> Any:
-    """The image to run, pulled as `--pull missing|always|never` says (Docker's messages on stderr)."""
-    from dockyard.core.registry.pull import ensure_image, pull_image
+    """The image to run, pulled as `--pull missing|always|never` says (Docker's messages on stderr).
 
+    The registry client (httpx) is imported only when a pull happens: it costs more start-up
+    time than the rest of `run`.
+    """
     if pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"')
+    if pull != "always":
+        try:
+            return engine.images.resolve(name)
+        except NotFoundError:
+            if pull == "never":
+                raise
+    from dockyard.core.registry.pull import ensure_image, pull_image
+
     if pull == "always":
         return pull_image(engine, name, out=sys.stderr)
-    if pull == "never":
-        return engine.images.resolve(name)
     return ensure_image(engine, name, out=sys.stderr)
 
 
@@ -86,7 +94,11 @@ def create_container(engine: Engine, options: CreateOptions) -> Container:
                 "Path": (records["Config"]["Entrypoint"] or records["Config"]["Cmd"] or [""])[0],
                 "Args": [*(records["Config"]["Entrypoint"] or []), *(records["Config"]["Cmd"] or [])][1:],
                 "Driver": engine.storage_name,
-                "Dockyard": {"NetworkDriver": network.name, "IsolationDriver": isolation.name},
+                "Dockyard": {
+                    "NetworkDriver": network.name,
+                    "IsolationDriver": isolation.name,
+                    "IsolationPlugin": isolation.plugin,
+                },
                 **records,
             }
             container = engine.containers.create(config)
@@ -117,8 +129,12 @@ def _create_volumes(
         record["Source"] = volume["Mountpoint"]
 
 
-def launch(engine: Engine, container: Container, *, stdio: tuple[int, int, int]) -> int:
-    """Mount, attach, build the spec and start the first process (run by the monitor's starter)."""
+def prepare(engine: Engine, container: Container) -> None:
+    """Mount the root filesystem, attach the network and write the spec the driver will start.
+
+    The CLI does this before handing the container to its monitor, with everything already
+    imported; the monitor's starter then only has to call the isolation driver.
+    """
     from dockyard.core.container_spec import build_spec
 
     names = container.config["Dockyard"]
@@ -132,14 +148,30 @@ def launch(engine: Engine, container: Container, *, stdio: tuple[int, int, int])
             spec = build_spec(
                 container, rootfs=rootfs, network=attachment, volumes=engine.volumes, cgroup_parent="dockyard"
             )
-            (container.directory / "spec.json").write_text(spec.to_json())
-            isolation = engine.driver(DriverKind.ISOLATION, names["IsolationDriver"])
-            return int(isolation.start(spec, stdio=stdio))
+            from dockyard.core.store import atomic_write
+
+            atomic_write(container.directory / "spec.json", spec.to_json().encode())
         except BaseException:
             network.detach(container.id)
             raise
     except BaseException:
         engine.storage.unmount(container.id)
+        raise
+
+
+def launch(engine: Engine, container: Container, *, stdio: tuple[int, int, int]) -> int:
+    """Start the container's first process from its prepared spec (preparing it if needed)."""
+    from dockyard.core.spec import ContainerSpec
+
+    spec_path = container.directory / "spec.json"
+    if not spec_path.exists():
+        prepare(engine, container)
+    spec = ContainerSpec.from_json(spec_path.read_text())
+    isolation = engine.driver(DriverKind.ISOLATION, container.config["Dockyard"]["IsolationDriver"])
+    try:
+        return int(isolation.start(spec, stdio=stdio))
+    except BaseException:
+        release(engine, container)
         raise
 
 
@@ -176,7 +208,13 @@ def _wait_for_monitor(container: Container, *, timeout: float = 30.0) -> None:
 
 
 def start_container(engine: Engine, container: Container, *, attach: bool, stdin: bool = False) -> None:
-    """Hand the container to a new monitor; with `attach`, it waits for a client first."""
+    """Hand the container to a new monitor.
+
+    The monitor is spawned first, so its interpreter starts while this process mounts the root
+    filesystem, attaches the network and writes the spec; it starts the container when a client
+    says hello. With `attach` the caller's attach session is that client; otherwise a bare hello
+    is sent here. If the preparation fails the monitor is killed before it does anything.
+    """
     if container.running:
         return
     attach_socket = engine.settings.runroot / "containers" / container.id / "attach.sock"
@@ -194,7 +232,7 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
         "attach_socket": str(attach_socket),
         "tty": bool(container.config["Config"].get("Tty")),
         "stdin": stdin or bool(container.config["Config"].get("OpenStdin")),
-        "wait_for_attach": attach,
+        "wait_for_attach": True,
         "restart": container.config["HostConfig"]["RestartPolicy"],
         "auto_remove": bool(container.config["HostConfig"].get("AutoRemove")),
     }
@@ -203,7 +241,7 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
     from dockyard.core import monitor
 
     with container.path("monitor.log").open("ab") as monitor_log:
-        subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-S", "-I", str(Path(monitor.__file__)), str(container.directory)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -211,6 +249,16 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
             close_fds=True,
             start_new_session=True,
         )
+    try:
+        prepare(engine, container)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if not attach:
+        from dockyard.core.attach import say_hello
+
+        say_hello(attach_socket)
 
 
 def wait_for_start(engine: Engine, container: Container, *, timeout: float = 60.0) -> Container:
@@ -250,10 +298,15 @@ def kill_container(engine: Engine, container: Container, signal_name: str | None
         raise ConflictError(
             f"Cannot kill container: {container.name}: container {container.id} is not running"
         )
-    if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+    stopping = number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+    if stopping:
         engine.containers.update_state(container, StopRequested=True)
     with contextlib.suppress(ProcessLookupError):
         os.kill(container.pid, number)
+    if stopping:
+        from dockyard.core.container_ops import thaw_if_paused
+
+        thaw_if_paused(engine, container)  # a frozen process acts on the signal only once thawed
 
 
 def wait_container(engine: Engine, container: Container, *, timeout: float | None = None) -> int:
@@ -285,6 +338,9 @@ def stop_container(
     engine.containers.update_state(container, StopRequested=True)
     with contextlib.suppress(ProcessLookupError):
         os.kill(container.pid, number)
+    from dockyard.core.container_ops import thaw_if_paused
+
+    thaw_if_paused(engine, container)  # a frozen process acts on the signal only once thawed
     try:
         wait_container(engine, container, timeout=grace)
         return

@@ -13,11 +13,14 @@ Docker's json-file format and to every attached client; clients reach it through
 
     frame = kind (1 byte) + length (4 bytes, big endian) + payload
     monitor -> client: 1 stdout, 2 stderr, 3 exit (payload: the exit code in ASCII)
-    client -> monitor: 0 stdin data, 5 stdin closed, 6 terminal size ("ROWS COLS")
+    client -> monitor: 0 stdin data, 5 stdin closed, 6 terminal size ("ROWS COLS"), 7 cleaned up
 
 A client first sends one JSON line saying which streams it wants. The exit frame is sent only after
 the cleaner has finished (and removed the container, for `--rm`), so a `run` that returns has
-nothing left behind. Restart policies are applied here, since there is no daemon to do it.
+nothing left behind. A client that offered to clean up (`"cleanup": true`, as an attached `run`
+does: it has every module loaded already) gets the exit frame first and answers with frame 7;
+if it goes away without answering, the monitor's cleaner does the work after all. Restart
+policies are applied here, since there is no daemon to do it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import sys
 import time
 
 STDOUT, STDERR, EXIT = 1, 2, 3
-STDIN, STDIN_CLOSED, RESIZE = 0, 5, 6
+STDIN, STDIN_CLOSED, RESIZE, CLEANED = 0, 5, 6, 7
+HANDOFF_TIMEOUT = 120.0
 HEADER = struct.Struct(">BI")
 ATTACH_TIMEOUT = 30.0
 PR_SET_CHILD_SUBREAPER = 36
@@ -163,6 +167,7 @@ class Monitor:
         self.outputs: dict[int, str] = {}
         self.pid = 0
         self.exit_code: int | None = None
+        self.cleaned = False
 
     @staticmethod
     def _listen(path: str) -> socket.socket:
@@ -244,22 +249,24 @@ class Monitor:
         return report
 
     def _run_child(self, action: str, stdio: tuple[int, int, int] | None = None) -> dict[str, object]:
+        """Fork a child for `action` and return its report. A starter keeps running after it
+        reported (it tells plugins) and is reaped with the other children; others are waited for."""
         pid, report_fd = self._fork_child(action, stdio)
         if stdio is not None:
             for fd in set(stdio):
                 os.close(fd)
         report = self._read_report(report_fd)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except ChildProcessError:
-                status = 0
-                break
-            except InterruptedError:
-                continue
+        if action != "start":
+            while True:
+                try:
+                    os.waitpid(pid, 0)
+                    break
+                except ChildProcessError:
+                    break
+                except InterruptedError:
+                    continue
         if not report:
-            report = {"error": f"the {action} process failed (status {status})", "exit_code": 125}
+            report = {"error": f"the {action} process failed", "exit_code": 125}
         return report
 
     # clients
@@ -312,6 +319,8 @@ class Monitor:
             else:
                 os.close(self.stdin_w)
                 self.stdin_w = None
+        elif kind == CLEANED:
+            self.cleaned = True
         elif kind == RESIZE and self.tty and self.outputs:
             rows, cols = (int(part) for part in payload.split())
             master = next(iter(self.outputs))
@@ -448,7 +457,7 @@ class Monitor:
                 for fd in list(self.outputs):
                     os.close(fd)
                 self.outputs = {}
-                self._run_child("cleanup")
+                self._run_child("remove" if self.params["auto_remove"] else "cleanup")
                 message = str(report["error"]).encode()
                 self._broadcast(STDERR, b"Error: " + message + b"\n")
                 self._finish(code)
@@ -467,6 +476,9 @@ class Monitor:
                 FinishedAt=now(),
                 RestartCount=restarts + (1 if restart else 0),
             )
+            if not restart and self._handed_to_client(code):
+                self._close()
+                return code
             self._run_child("cleanup" if restart or not self.params["auto_remove"] else "remove")
             if not restart:
                 self._finish(code)
@@ -474,8 +486,28 @@ class Monitor:
             restarts += 1
             time.sleep(min(0.1 * 2**restarts, 5.0))
 
+    def _handed_to_client(self, code: int) -> bool:
+        """Give the exit to a client that offered to clean up; True once it says it has."""
+        if not any(client.hello and client.hello.get("cleanup") for client in self.clients):
+            return False
+        self._broadcast(EXIT, str(code).encode())
+        deadline = time.monotonic() + HANDOFF_TIMEOUT
+        while not self.cleaned and time.monotonic() < deadline:
+            cleaners = [c for c in self.clients if c.hello and c.hello.get("cleanup")]
+            if not cleaners:
+                return False
+            readable, _, _ = select.select([c.sock for c in cleaners], [], [], 1.0)
+            for client in [c for c in cleaners if c.sock in readable]:
+                if not self._client_input(client):
+                    client.sock.close()
+                    self.clients.remove(client)
+        return self.cleaned
+
     def _finish(self, code: int) -> None:
         self._broadcast(EXIT, str(code).encode())
+        self._close()
+
+    def _close(self) -> None:
         for client in self.clients:
             client.sock.close()
         self.listener.close()

@@ -2,7 +2,8 @@
 
 These run in processes forked from the monitor, so they may import anything: the monitor itself
 stays small. Each reports one JSON object on `report_fd` (the container's pid, or an error with
-the exit status Docker would give) and exits.
+the exit status Docker would give) and exits. A start reports as soon as the process runs and
+tells plugins afterwards, so lifecycle listeners never delay a container.
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ def _report(fd: int, payload: dict[str, Any]) -> None:
     os.close(fd)
 
 
-def _engine(directory: str) -> tuple[Any, Any]:
+def _engine(directory: str, *, builtin_only: bool) -> tuple[Any, Any]:
+    """The engine and container; with `builtin_only`, third-party plugins are not loaded."""
     from pathlib import Path
 
+    from dockyard.core import log
     from dockyard.core.config import Settings
     from dockyard.core.engine import Engine
 
     with open(os.path.join(directory, "monitor.json"), "rb") as handle:
-        params = json.load(handle)
-    settings = params["settings"]
+        settings = json.load(handle)["settings"]
     engine = Engine(
         Settings(
             root=Path(settings["root"]),
@@ -43,13 +45,11 @@ def _engine(directory: str) -> tuple[Any, Any]:
             storage_driver=settings["storage_driver"],
             log_level=settings["log_level"],
             log_format=settings["log_format"],
-        )
+        ),
+        plugin_autoload=False if builtin_only else None,
     )
-    from dockyard.core import log
-
     log.configure(level=settings["log_level"], log_format=settings["log_format"])
-    container = engine.containers.load(os.path.basename(directory))
-    return engine, container
+    return engine, engine.containers.load(os.path.basename(directory))
 
 
 def _become_subreaper() -> None:
@@ -60,15 +60,60 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def _start(directory: str, stdio: tuple[int, int, int]) -> dict[str, Any]:
-    from dockyard.core.lifecycle import launch
+def _prepared_driver(directory: str, plugin: str, name: str) -> Any:
+    """The isolation driver, built by calling its built-in plugin's registration hook directly.
+
+    The fast path for a first start that the CLI prepared: no plugin manager, no entry points,
+    no engine, only the one module that starts the process.
+    """
+    import importlib
+    from pathlib import Path
+
+    from dockyard.core.drivers import DriverContext, DriverKind, DriverRegistry
+
+    with open(os.path.join(directory, "monitor.json"), "rb") as handle:
+        settings = json.load(handle)["settings"]
+    registry = DriverRegistry()
+    importlib.import_module(plugin).dockyard_register_drivers(register=registry)
+    entry = registry.get(DriverKind.ISOLATION, name)
+    return entry.factory(
+        DriverContext(
+            home=Path(settings["root"]) / "isolation" / name,
+            run_dir=Path(settings["runroot"]) / "isolation" / name,
+            rootless=settings["rootless"],
+        )
+    )
+
+
+def _start(directory: str, stdio: tuple[int, int, int]) -> tuple[str, int]:
+    """Start the container's first process; (container id, pid)."""
+    from pathlib import Path
+
+    from dockyard.core.containers import ContainerStore
     from dockyard.core.procs import start_time
     from dockyard.core.timestamps import now_rfc3339
+    from dockyard.plugins import BUILTIN_PLUGINS
 
-    engine, container = _engine(directory)
-    _become_subreaper()
-    pid = launch(engine, container, stdio=stdio)
-    engine.containers.update_state(
+    with open(os.path.join(directory, "config.json"), "rb") as handle:
+        names = json.load(handle)["Dockyard"]
+    spec_path = os.path.join(directory, "spec.json")
+    if names.get("IsolationPlugin") in BUILTIN_PLUGINS and os.path.exists(spec_path):
+        from dockyard.core.spec import ContainerSpec
+
+        store = ContainerStore(Path(directory).parent)
+        container = store.load(os.path.basename(directory))
+        driver = _prepared_driver(directory, names["IsolationPlugin"], names["IsolationDriver"])
+        _become_subreaper()
+        with open(spec_path) as handle:
+            pid = int(driver.start(ContainerSpec.from_json(handle.read()), stdio=stdio))
+    else:
+        from dockyard.core.lifecycle import launch
+
+        engine, container = _engine(directory, builtin_only=False)
+        store = engine.containers
+        _become_subreaper()
+        pid = launch(engine, container, stdio=stdio)
+    store.update_state(
         container,
         Status="running",
         Pid=pid,
@@ -78,14 +123,24 @@ def _start(directory: str, stdio: tuple[int, int, int]) -> dict[str, Any]:
         Error="",
         StopRequested=False,
     )
-    engine.hooks.container_started(container_id=container.id, pid=pid)
-    return {"pid": pid}
+    return container.id, pid
+
+
+def _notify_started(directory: str, container_id: str, pid: int) -> None:
+    """Tell every plugin, third-party ones included, once the monitor already has the pid."""
+    from dockyard.core.log import get_logger
+
+    try:
+        engine, _ = _engine(directory, builtin_only=False)
+        engine.hooks.container_started(container_id=container_id, pid=pid)
+    except (DockyardError, OSError) as exc:
+        get_logger(__name__).warning("a plugin failed on container start", error=str(exc))
 
 
 def _cleanup(directory: str, *, remove: bool) -> dict[str, Any]:
     from dockyard.core.lifecycle import release, remove_stopped
 
-    engine, container = _engine(directory)
+    engine, container = _engine(directory, builtin_only=False)
     release(engine, container)
     engine.hooks.container_stopped(
         container_id=container.id, exit_code=int(container.state.get("ExitCode") or 0)
@@ -97,10 +152,14 @@ def _cleanup(directory: str, *, remove: bool) -> dict[str, Any]:
 
 def child_main(action: str, directory: str, *, stdio: tuple[int, int, int] | None, report_fd: int) -> None:
     """Run `action` (start, cleanup, remove) for the container in `directory`, report, exit."""
+    started: tuple[str, int] | None = None
+    result: dict[str, Any]
     try:
         if action == "start":
-            assert stdio is not None
-            result = _start(directory, stdio)
+            if stdio is None:
+                raise ValueError("a start needs the container's standard descriptors")
+            started = _start(directory, stdio)
+            result = {"pid": started[1]}
         else:
             result = _cleanup(directory, remove=action == "remove")
     except DockyardError as exc:
@@ -108,4 +167,6 @@ def child_main(action: str, directory: str, *, stdio: tuple[int, int, int] | Non
     except OSError as exc:
         result = {"error": str(exc), "exit_code": 125}
     _report(report_fd, result)
+    if started is not None:
+        _notify_started(directory, *started)
     os._exit(0)

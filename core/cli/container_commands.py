@@ -8,10 +8,14 @@ from typing import Any
 
 import click
 
+from dockyard.core.cli.batch import each_container
+from dockyard.core.cli.container_admin_commands import cp, port, prune, rename
+from dockyard.core.cli.exec_command import exec_
 from dockyard.core.cli.inspect_commands import inspect_container_command
 from dockyard.core.cli.launcher import report_error
+from dockyard.core.cli.process_commands import pause, stats, top, unpause
 from dockyard.core.engine import Engine
-from dockyard.core.errors import DockyardError
+from dockyard.core.errors import DockyardError, NotFoundError
 
 pass_engine = click.make_pass_decorator(Engine)
 
@@ -134,14 +138,29 @@ def run(ctx: click.Context, engine: Engine, /, detach: bool, **kwargs: Any) -> N
         click.echo(container.id)
         return
     start_container(engine, container, attach=True)
-    ctx.exit(_attach(engine, container, stdin=options.interactive, tty=options.tty))
+    ctx.exit(_attach(engine, container, stdin=options.interactive, tty=options.tty, clean_up=True))
 
 
-def _attach(engine: Engine, container: Any, *, stdin: bool, tty: bool) -> int:
+def _attach(engine: Engine, container: Any, *, stdin: bool, tty: bool, clean_up: bool = False) -> int:
+    """Relay the container's streams; with `clean_up` (an attached `run`), release and, for
+    `--rm`, remove the container here after it exits, where everything is already imported."""
     from dockyard.core.attach import DETACHED, attach
 
+    def cleanup(code: int) -> None:
+        from dockyard.core.lifecycle import release, remove_stopped
+
+        try:
+            fresh = engine.containers.load(container.id)
+        except NotFoundError:
+            return  # a failed start: the monitor has already removed it (--rm)
+        release(engine, fresh)
+        engine.hooks.container_stopped(container_id=container.id, exit_code=code)
+        if fresh.config["HostConfig"].get("AutoRemove"):
+            remove_stopped(engine, fresh, volumes=True)
+
+    restarts = container.config["HostConfig"]["RestartPolicy"]["Name"] != "no"
     socket_path = engine.settings.runroot / "containers" / container.id / "attach.sock"
-    code = attach(socket_path, stdin=stdin, tty=tty)
+    code = attach(socket_path, stdin=stdin, tty=tty, cleanup=cleanup if clean_up and not restarts else None)
     if code == DETACHED:
         click.echo("\r\nread escape sequence", err=True)
         return 0
@@ -182,20 +201,6 @@ def start(
         ctx.exit(125)
 
 
-def _each(ctx: click.Context, engine: Engine, names: tuple[str, ...], action: Callable[[Any], None]) -> None:
-    """Apply an action to every named container, reporting failures as Docker does."""
-    failures = 0
-    for name in names:
-        try:
-            action(engine.containers.resolve(name))
-            click.echo(name)
-        except DockyardError as exc:
-            report_error(exc)
-            failures += 1
-    if failures:
-        ctx.exit(125)
-
-
 @click.command("stop")
 @click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
 @click.option("-s", "--signal", "signal_name", help="Signal to send to the container.")
@@ -208,7 +213,9 @@ def stop(
     """Stop one or more running containers."""
     from dockyard.core.lifecycle import stop_container
 
-    _each(ctx, engine, names, lambda c: stop_container(engine, c, timeout=timeout, signal_name=signal_name))
+    each_container(
+        ctx, engine, names, lambda c: stop_container(engine, c, timeout=timeout, signal_name=signal_name)
+    )
 
 
 @click.command("kill")
@@ -220,7 +227,7 @@ def kill(ctx: click.Context, engine: Engine, signal_name: str, names: tuple[str,
     """Kill one or more running containers."""
     from dockyard.core.lifecycle import kill_container
 
-    _each(ctx, engine, names, lambda c: kill_container(engine, c, signal_name))
+    each_container(ctx, engine, names, lambda c: kill_container(engine, c, signal_name))
 
 
 @click.command("restart")
@@ -238,7 +245,7 @@ def restart(ctx: click.Context, engine: Engine, timeout: int | None, names: tupl
         start_container(engine, fresh, attach=False)
         wait_for_start(engine, fresh)
 
-    _each(ctx, engine, names, again)
+    each_container(ctx, engine, names, again)
 
 
 @click.command("rm")
@@ -251,7 +258,7 @@ def rm(ctx: click.Context, engine: Engine, force: bool, volumes: bool, names: tu
     """Remove one or more containers."""
     from dockyard.core.lifecycle import remove_container
 
-    _each(ctx, engine, names, lambda c: remove_container(engine, c, force=force, volumes=volumes))
+    each_container(ctx, engine, names, lambda c: remove_container(engine, c, force=force, volumes=volumes))
 
 
 @click.command("wait")
@@ -406,6 +413,15 @@ for _command, _names in (
     (attach, ("attach",)),
     (ps, ("ls", "ps", "list")),
     (logs, ("logs",)),
+    (exec_, ("exec",)),
+    (top, ("top",)),
+    (stats, ("stats",)),
+    (pause, ("pause",)),
+    (unpause, ("unpause",)),
+    (rename, ("rename",)),
+    (port, ("port",)),
+    (cp, ("cp",)),
+    (prune, ("prune",)),
 ):
     for _name in _names:
         container.add_command(_command, _name)

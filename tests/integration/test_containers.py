@@ -266,3 +266,17 @@ def test_restart_policy_is_kept_without_a_daemon(dockyard: Dockyard, busybox: st
     _wait_until(lambda: _state(dockyard, "flaky")["Status"] == "exited", timeout=30)
     assert dockyard("inspect", "-f", "{{.RestartCount}}", "flaky").stdout == "2\n"
     assert dockyard("logs", "flaky").stdout == "try\ntry\ntry\n"
+
+
+def test_oci_runtime_runs_the_same_spec(dockyard: Dockyard, busybox: str) -> None:
+    result = dockyard(
+        "run", "--rm", "--runtime", "oci", busybox, "sh", "-c", "echo $HOSTNAME; exit 4", check=False
+    )
+    assert result.returncode == 4 and len(result.stdout.strip()) == 12
+    container_id = dockyard(
+        "run", "-d", "--name", "via-runc", "--runtime", "oci", busybox, "sleep", "300"
+    ).stdout
+    assert dockyard("inspect", "-f", "{{.Dockyard.IsolationDriver}}", "via-runc").stdout == "oci\n"
+    assert dockyard("exec", "via-runc", "hostname").stdout.strip() == container_id[:12]
+    dockyard("rm", "-f", "via-runc")
+    assert dockyard("ps", "-aq").stdout == ""
