@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -29,13 +28,13 @@ from typing import BinaryIO
 
 from dockyard.core.digests import HashingReader, digest_hex, sha256_digest
 from dockyard.core.engine import Engine
-from dockyard.core.errors import ContentError, NotFoundError, StoreError, UsageError
+from dockyard.core.errors import ContentError, NotFoundError, UsageError
 from dockyard.core.image_assembly import layer_blobs
 from dockyard.core.images import Image
 from dockyard.core.layer_blobs import LayerBlob
 from dockyard.core.layer_streams import Compression, open_layer
 from dockyard.core.reference import Reference, looks_like_id, parse_reference
-from dockyard.core.store import TEMP_PREFIX, scratch_dir
+from dockyard.core.store import atomic_output, scratch_dir
 
 __all__ = ["FORMATS", "save_images"]
 
@@ -126,17 +125,8 @@ def save_images(engine: Engine, names: list[str], *, output: Path | None, out: B
         if output is None:
             _write(engine, selected, out, scratch, format)
             return
-        temp = output.with_name(f"{TEMP_PREFIX}{output.name}")
-        try:
-            with temp.open("wb") as handle:
-                _write(engine, selected, handle, scratch, format)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, output)
-        except OSError as exc:
-            raise StoreError(f"cannot write {output}: {exc}") from exc
-        finally:
-            temp.unlink(missing_ok=True)
+        with atomic_output(output) as handle:
+            _write(engine, selected, handle, scratch, format)
 
 
 def _write(engine: Engine, selected: list[_Selected], out: BinaryIO, scratch: Path, format: str) -> None:

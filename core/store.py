@@ -20,11 +20,12 @@ from dockyard.core.errors import StoreError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
+    from typing import Any, BinaryIO
 
 
 __all__ = [
     "TEMP_PREFIX",
+    "atomic_output",
     "atomic_write",
     "clean_stale_scratch",
     "file_lock",
@@ -60,6 +61,26 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.unlink(temp)
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A file handle whose contents replace `path` only when the block ends without error.
+
+    For user-named outputs (`save -o`, `export -o`): a failed or interrupted write leaves the old
+    file, or none, never a truncated archive under the requested name.
+    """
+    temp = path.with_name(f"{TEMP_PREFIX}{path.name}")
+    try:
+        with temp.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc}") from exc
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

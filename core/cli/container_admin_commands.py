@@ -106,3 +106,25 @@ def cp(engine: Engine, archive: bool, follow_link: bool, quiet: bool, source: st
         )
     else:
         raise UsageError("must specify at least one container source")
+
+
+@click.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file, instead of STDOUT.")
+@click.argument("name")
+@pass_engine
+def export(engine: Engine, output: str | None, name: str) -> None:
+    """Export a container's filesystem as a tar archive."""
+    from dockyard.core.container_export import export_container
+
+    container = engine.containers.resolve(name)
+    if output is None:
+        if sys.stdout.isatty():
+            raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        export_container(engine, container, sys.stdout.buffer)
+        return
+    from pathlib import Path
+
+    from dockyard.core.store import atomic_output
+
+    with atomic_output(Path(output)) as handle:
+        export_container(engine, container, handle)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dockyard.core.cli.batch import each_container
-from dockyard.core.cli.container_admin_commands import cp, port, prune, rename
+from dockyard.core.cli.container_admin_commands import cp, export, port, prune, rename
 from dockyard.core.cli.exec_command import exec_
 from dockyard.core.cli.inspect_commands import inspect_container_command
 from dockyard.core.cli.launcher import report_error
@@ -426,3 +426,4 @@ for _command, _names in (
     for _name in _names:
         container.add_command(_command, _name)
 container.add_command(inspect_container_command, "inspect")
+container.add_command(export, "export")

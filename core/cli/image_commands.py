@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from dockyard.core.cli import registry_commands
 from dockyard.core.cli.inspect_commands import inspect_image_command
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
@@ -240,3 +241,9 @@ image.add_command(tag, "tag")
 image.add_command(history, "history")
 image.add_command(prune, "prune")
 image.add_command(inspect_image_command, "inspect")
+
+# `image pull/push/save/load`: registry_commands keeps its heavy imports inside the commands.
+image.add_command(registry_commands.pull, "pull")
+image.add_command(registry_commands.push, "push")
+image.add_command(registry_commands.save, "save")
+image.add_command(registry_commands.load, "load")

@@ -59,6 +59,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "events": ("dockyard.core.cli.events_command:events", "Get real time events from the server"),
     "system": ("dockyard.core.cli.system_group:system", "Manage Dockyard"),
+    "export": (
+        "dockyard.core.cli.container_admin_commands:export",
+        "Export a container's filesystem as a tar archive",
+    ),
     "history": ("dockyard.core.cli.image_commands:history", "Show the history of an image"),
     "image": ("dockyard.core.cli.image_commands:image", "Manage images"),
     "images": ("dockyard.core.cli.image_commands:images", "List images"),

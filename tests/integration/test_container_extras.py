@@ -305,3 +305,20 @@ def test_system_df_and_prune(dockyard: Dockyard, busybox: str, busybox_tar: Path
     assert output.splitlines()[-1].startswith("Total reclaimed space: ")
     assert dockyard("ps", "-a", "--format", "{{.Names}}").stdout == "kept\n"
     assert dockyard("images", "-q").stdout.count("\n") == 1, "the image a container uses is kept"
+
+
+def test_export_then_import_keeps_the_containers_files(
+    dockyard: Dockyard, busybox: str, tmp_path: Path
+) -> None:
+    dockyard("run", "--name", "maker", busybox, "sh", "-c", "echo made-inside > /made; rm /etc/group")
+    archive = tmp_path / "maker.tar"
+    dockyard("export", "-o", str(archive), "maker")
+    listing = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, text=True, check=True).stdout
+    assert "made" in listing.split() or "./made" in listing.split()
+    assert "etc/group" not in listing and "./etc/group" not in listing
+    dockyard("import", str(archive), "exported")
+    result = dockyard("run", "--rm", "exported", "/bin/cat", "/made")
+    assert result.stdout == "made-inside\n"
+    refused = dockyard("export", "no-such-container", check=False)
+    assert refused.returncode == 125 and refused.stderr.startswith("Error: No such container")
+    assert not list(tmp_path.glob(".tmp-*")), "no half-written archive is left"
