@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -160,11 +161,38 @@ def _attach(engine: Engine, container: Any, *, stdin: bool, tty: bool, clean_up:
 
     restarts = container.config["HostConfig"]["RestartPolicy"]["Name"] != "no"
     socket_path = engine.settings.runroot / "containers" / container.id / "attach.sock"
+    if not tty:
+        _proxy_signals(engine, container.id)
     code = attach(socket_path, stdin=stdin, tty=tty, cleanup=cleanup if clean_up and not restarts else None)
     if code == DETACHED:
         click.echo("\r\nread escape sequence", err=True)
         return 0
     return code
+
+
+PROXIED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def _proxy_signals(engine: Engine, container_id: str) -> None:
+    """Docker's --sig-proxy: signals this attached CLI receives go to the container's process.
+
+    Without a terminal, ctrl-c and a `kill` of the CLI reach the container instead of leaving it
+    running behind a CLI that went away; with a terminal the keys travel through the pty.
+    """
+    import os
+    import signal
+
+    def forward(number: int, _frame: object) -> None:
+        try:
+            pid = engine.containers.load(container_id).pid
+        except DockyardError:
+            return
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
+    for name in PROXIED_SIGNALS:
+        signal.signal(getattr(signal, name), forward)
 
 
 @click.command("start")

@@ -280,3 +280,19 @@ def test_oci_runtime_runs_the_same_spec(dockyard: Dockyard, busybox: str) -> Non
     assert dockyard("exec", "via-runc", "hostname").stdout.strip() == container_id[:12]
     dockyard("rm", "-f", "via-runc")
     assert dockyard("ps", "-aq").stdout == ""
+
+
+def test_attached_cli_forwards_signals(dockyard: Dockyard, busybox: str) -> None:
+    script = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done"
+    cli = subprocess.Popen(
+        dockyard.command("run", "--rm", busybox, "sh", "-c", script),
+        env=dockyard.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert cli.stdout is not None
+    assert cli.stdout.readline() == "ready\n"
+    cli.send_signal(signal.SIGTERM)
+    output, _ = cli.communicate(timeout=30)
+    assert output == "got-term\n" and cli.returncode == 7
+    assert dockyard("ps", "-aq").stdout == ""
