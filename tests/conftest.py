@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,3 +152,35 @@ def make_tar(tmp_path: Path) -> Callable[[dict[str, bytes]], Path]:
         return path
 
     return make
+
+
+DEBIAN_CACHE = Path("/var/cache/dockyard-tests/debian-bookworm-minbase.tar")
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+@pytest.fixture(scope="session")
+def debian_tar() -> Path:
+    """A Debian 12 root filesystem from `debootstrap --variant=minbase`, made once per machine.
+
+    It takes a minute and Debian's package mirror, so the tarball is kept under /var/cache and
+    reused by later runs; delete it to rebuild.
+    """
+    if DEBIAN_CACHE.exists():
+        return DEBIAN_CACHE
+    if shutil.which("debootstrap") is None:
+        pytest.fail("debootstrap is not installed: run ./setup.sh")
+    DEBIAN_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=DEBIAN_CACHE.parent))
+    try:
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(work / "rootfs"), DEBIAN_MIRROR],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+        partial = work / "debian.tar"
+        subprocess.run(["tar", "-C", str(work / "rootfs"), "-cf", str(partial), "."], check=True)
+        os.replace(partial, DEBIAN_CACHE)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return DEBIAN_CACHE

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import os
 import select
-import struct
 import subprocess
 import tarfile
-import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Dockyard
+from tests.terminal import Terminal
 
 
 @pytest.fixture
@@ -46,38 +44,6 @@ def _read_file(dockyard: Dockyard, container: str, path: str) -> bytes:
         handle = archive.extractfile(member)
         assert handle is not None
         return handle.read()
-
-
-class Terminal:
-    """A command on the slave side of a real pseudo-terminal, driven from the master side."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        self.process = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
-        os.close(slave)
-        self.output = b""
-
-    def expect(self, text: bytes, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            readable, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
-            if not readable:
-                pytest.fail(f"{text!r} did not appear; the terminal shows {self.output!r}")
-            try:
-                self.output += os.read(self.master, 4096)
-            except OSError:  # EIO: the command closed the terminal
-                pytest.fail(f"{text!r} did not appear before the end; the terminal showed {self.output!r}")
-
-    def send(self, text: bytes) -> None:
-        os.write(self.master, text)
-
-    def close(self, timeout: float = 20) -> int:
-        code = self.process.wait(timeout=timeout)
-        os.close(self.master)
-        return code
 
 
 def test_exec_output_and_exit_codes(dockyard: Dockyard, busybox: str) -> None:
