@@ -27,7 +27,9 @@ def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--name", help="Assign a name to the container."),
         click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
         click.option("-e", "--env", multiple=True, help="Set environment variables."),
-        click.option("--env-file", multiple=True, help="Read in a file of environment variables."),
+        click.option(
+            "--env-file", "env_files", multiple=True, help="Read in a file of environment variables."
+        ),
         click.option("-w", "--workdir", help="Working directory inside the container."),
         click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
         click.option("-h", "--hostname", help="Container host name."),
@@ -72,43 +74,13 @@ def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _create_options(kwargs: dict[str, Any]) -> Any:
+    """The collected flags as CreateOptions: click's parameter names are its field names."""
     from dockyard.core.run_config import CreateOptions
 
-    return CreateOptions(
-        image=kwargs["image"],
-        command=list(kwargs["command"]),
-        name=kwargs["name"],
-        entrypoint=kwargs["entrypoint"],
-        env=list(kwargs["env"]),
-        env_files=list(kwargs["env_file"]),
-        workdir=kwargs["workdir"],
-        user=kwargs["user"],
-        hostname=kwargs["hostname"],
-        tty=kwargs["tty"],
-        interactive=kwargs["interactive"],
-        auto_remove=kwargs["auto_remove"],
-        restart=kwargs["restart"],
-        volumes=list(kwargs["volumes"]),
-        mounts=list(kwargs["mounts"]),
-        tmpfs=list(kwargs["tmpfs"]),
-        cap_add=list(kwargs["cap_add"]),
-        cap_drop=list(kwargs["cap_drop"]),
-        privileged=kwargs["privileged"],
-        security_opt=list(kwargs["security_opt"]),
-        sysctls=list(kwargs["sysctls"]),
-        read_only=kwargs["read_only"],
-        memory=kwargs["memory"],
-        memory_swap=kwargs["memory_swap"],
-        cpus=kwargs["cpus"],
-        pids_limit=kwargs["pids_limit"],
-        init=kwargs["init"],
-        network=kwargs["network"],
-        labels=list(kwargs["labels"]),
-        stop_signal=kwargs["stop_signal"],
-        stop_timeout=kwargs["stop_timeout"],
-        runtime=kwargs["runtime"],
-        pull=kwargs["pull"],
-    )
+    values: dict[str, Any] = {
+        key: list(value) if isinstance(value, tuple) else value for key, value in kwargs.items()
+    }
+    return CreateOptions(**values)
 
 
 @click.command("create", context_settings={"allow_interspersed_args": False})
@@ -211,22 +183,17 @@ def start(
 
     if (attach_output or interactive) and len(names) > 1:
         raise click.UsageError("you cannot start and attach multiple containers at once")
-    failures = 0
-    for name in names:
-        try:
-            container = engine.containers.resolve(name)
-            if attach_output or interactive:
-                start_container(engine, container, attach=True, stdin=interactive)
-                tty = bool(container.config["Config"].get("Tty"))
-                ctx.exit(_attach(engine, container, stdin=interactive, tty=tty))
-            start_container(engine, container, attach=False)
-            wait_for_start(engine, container)
-            click.echo(name)
-        except DockyardError as exc:
-            report_error(exc)
-            failures += 1
-    if failures:
-        ctx.exit(125)
+    if attach_output or interactive:
+        container = engine.containers.resolve(names[0])
+        start_container(engine, container, attach=True, stdin=interactive)
+        tty = bool(container.config["Config"].get("Tty"))
+        ctx.exit(_attach(engine, container, stdin=interactive, tty=tty))
+
+    def begin(container: Any) -> None:
+        start_container(engine, container, attach=False)
+        wait_for_start(engine, container)
+
+    each_container(ctx, engine, names, begin)
 
 
 @click.command("stop")
