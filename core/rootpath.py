@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-__all__ = ["open_in_root", "read_file_in_root", "split_inside"]
+__all__ = [
+    "RESOLVE_IN_ROOT",
+    "RESOLVE_NO_MAGICLINKS",
+    "RESOLVE_NO_SYMLINKS",
+    "open_in_root",
+    "openat2",
+    "read_file_in_root",
+    "split_inside",
+]
 
 _SYS_OPENAT2 = 437  # the same number on x86_64 and aarch64
 _RESOLVE_NO_MAGICLINKS = 0x02
@@ -41,47 +49,75 @@ def split_inside(path: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+RESOLVE_NO_MAGICLINKS = _RESOLVE_NO_MAGICLINKS
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_IN_ROOT = _RESOLVE_IN_ROOT
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
+    """The raw openat2(2) system call through ctypes: `flags` (plus O_CLOEXEC) and RESOLVE_* bits.
+
+    EAGAIN (a rename raced the lookup) and EINTR are retried; other errors raise OSError.
+    """
+    import ctypes
+
+    how = _open_how()(flags | os.O_CLOEXEC, 0, resolve)
+    syscall = _syscall()
+    for _ in range(64):
+        fd = syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_long(dirfd),
+            ctypes.c_char_p(os.fsencode(path)),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd >= 0:
+            return int(fd)
+        code = ctypes.get_errno()
+        if code not in (errno.EAGAIN, errno.EINTR):
+            raise OSError(code, os.strerror(code), path)
+    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
+
+
 @functools.cache
-def _openat2() -> Callable[[int, str, int], int] | None:
-    """openat2(2) with RESOLVE_IN_ROOT through ctypes; None where the kernel or a seccomp filter
-    refuses it (probed once)."""
-    if os.uname().machine not in ("x86_64", "aarch64"):
-        return None
+def _open_how() -> type:
     import ctypes
 
     class OpenHow(ctypes.Structure):
         _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
+    return OpenHow
+
+
+@functools.cache
+def _syscall() -> Callable[..., int]:
+    import ctypes
+
     syscall = ctypes.CDLL(None, use_errno=True).syscall
     syscall.restype = ctypes.c_long
+    return syscall
 
-    def openat2(dirfd: int, path: str, flags: int) -> int:
-        how = OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-        for _ in range(64):  # EAGAIN: a rename raced the lookup and the kernel asks for a retry
-            fd = syscall(
-                ctypes.c_long(_SYS_OPENAT2),
-                ctypes.c_long(dirfd),
-                ctypes.c_char_p(os.fsencode(path)),
-                ctypes.byref(how),
-                ctypes.c_size_t(ctypes.sizeof(how)),
-            )
-            if fd >= 0:
-                return int(fd)
-            code = ctypes.get_errno()
-            if code not in (errno.EAGAIN, errno.EINTR):
-                raise OSError(code, os.strerror(code), path)
-        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
+
+@functools.cache
+def _openat2() -> Callable[[int, str, int], int] | None:
+    """openat2 with RESOLVE_IN_ROOT, or None where the kernel or a seccomp filter refuses it
+    (probed once)."""
+    if os.uname().machine not in ("x86_64", "aarch64"):
+        return None
+
+    def in_root(dirfd: int, path: str, flags: int) -> int:
+        return openat2(dirfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
 
     probe = os.open("/", _DIR_FLAGS)
     try:
-        os.close(openat2(probe, ".", _DIR_FLAGS))
+        os.close(in_root(probe, ".", _DIR_FLAGS))
     except OSError as exc:
         if exc.errno in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
             return None
         raise
     finally:
         os.close(probe)
-    return openat2
+    return in_root
 
 
 def _walk(root_fd: int, parts: tuple[str, ...], flags: int) -> int:

@@ -9,25 +9,15 @@ renamed meanwhile.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import posixpath
 
-from dockyard.core.linux.libc import check, libc
+from dockyard.core.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 
 __all__ = ["ensure_in_root", "fd_path", "open_in_root"]
 
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_IN_ROOT = 0x10
-
-_SYS_OPENAT2 = 437  # the same number on every architecture (added after the tables were unified)
 _MAX_LINKS = 40  # as the kernel's own limit on followed symlinks
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 def fd_path(fd: int) -> str:
@@ -42,15 +32,7 @@ def open_in_root(root_fd: int, path: str, *, flags: int = os.O_PATH, no_symlinks
     any symlink on the way is refused with ELOOP. Magic links (/proc/PID/fd/N) are always refused.
     """
     resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (RESOLVE_NO_SYMLINKS if no_symlinks else 0)
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
-    call = libc().syscall
-    call.restype = ctypes.c_long
-    encoded = os.fsencode(path.lstrip("/") or ".")
-    for _ in range(16):  # EAGAIN: a concurrent rename made the kernel give up; try again
-        result = call(_SYS_OPENAT2, root_fd, encoded, ctypes.byref(how), ctypes.sizeof(how))
-        if result != -1 or ctypes.get_errno() != errno.EAGAIN:
-            break
-    return check(result, f"openat2 {path}")
+    return openat2(root_fd, path.lstrip("/") or ".", flags, resolve)
 
 
 def ensure_in_root(root_fd: int, path: str, *, directory: bool, no_symlinks: bool = False) -> int:
