@@ -239,6 +239,7 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
     container.path("monitor.json").write_text(json.dumps(params))
     engine.containers.update_state(container, Status="created", StopRequested=False, Error="", MonitorPid=0)
     from dockyard.core import monitor
+    from dockyard.core.linux.process import set_child_subreaper
 
     with container.path("monitor.log").open("ab") as monitor_log:
         process = subprocess.Popen(
@@ -248,6 +249,7 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
             stderr=monitor_log,
             close_fds=True,
             start_new_session=True,
+            preexec_fn=set_child_subreaper,  # kept across exec: the monitor reaps the container
         )
     try:
         prepare(engine, container)

@@ -5,7 +5,8 @@ pieces below, because one runs per container: a bare interpreter is already most
 Everything heavy (plugins, drivers) runs in short-lived children it forks: the *starter*, which
 mounts the root filesystem, attaches the network and asks the isolation driver to start the
 process, and the *cleaner*, which undoes that after the exit. The monitor is a child subreaper,
-so the container's first process becomes its child once the starter exits, and it alone reaps it.
+so the container's first process becomes its child once the starter exits, and it alone reaps it
+(the caller sets PR_SET_CHILD_SUBREAPER before exec; the flag is preserved across execve).
 
 It owns the container's stdio: pipes, or a pseudo-terminal for `-t`. Output goes to the log in
 Docker's json-file format and to every attached client; clients reach it through a unix socket
@@ -42,7 +43,6 @@ STDIN, STDIN_CLOSED, RESIZE, CLEANED = 0, 5, 6, 7
 HANDOFF_TIMEOUT = 120.0
 HEADER = struct.Struct(">BI")
 ATTACH_TIMEOUT = 30.0
-PR_SET_CHILD_SUBREAPER = 36
 TIOCSWINSZ = 0x5414
 
 
@@ -516,15 +516,14 @@ class Monitor:
 
 
 def main() -> None:
-    """Entry point: detach from the caller's session, become a subreaper, run the container."""
+    """Entry point: detach from the caller's session and run the container.
+
+    The caller made this process a child subreaper before exec (the flag survives execve), so
+    the monitor needs no ctypes of its own: one module less in every monitor's memory.
+    """
     directory = sys.argv[1]
     if os.getsid(0) != os.getpid():
         os.setsid()
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
     monitor = Monitor(directory)
     sys.exit(0 if monitor.run() == 0 else 1)
 
