@@ -6,11 +6,10 @@ import shlex
 from typing import Any
 
 from dockyard.core.containers import Container
-from dockyard.core.errors import UsageError
 from dockyard.core.timestamps import seconds_since
 from dockyard.core.units import human_duration, human_size
 
-__all__ = ["PS_HEADERS", "PS_TABLE", "container_rows", "parse_ps_filters", "status_text"]
+__all__ = ["PS_HEADERS", "PS_TABLE", "container_rows", "status_text"]
 
 PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 PS_SIZE_TABLE = PS_TABLE + "\t{{.Size}}"
@@ -82,17 +81,6 @@ def container_rows(containers: list[Container], *, no_trunc: bool, size: bool) -
             }
         )
     return rows
-
-
-def parse_ps_filters(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    """`--filter key=value` pairs; unknown keys are a usage error."""
-    filters = []
-    for value in values:
-        key, sep, argument = value.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise UsageError(f"invalid filter {value!r} (supported: {', '.join(FILTER_KEYS)})")
-        filters.append((key, argument))
-    return filters
 
 
 def matches(container: Container, filters: list[tuple[str, str]], image_ids: dict[str, set[str]]) -> bool:

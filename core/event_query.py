@@ -16,8 +16,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dockyard.core.errors import UsageError
-
 __all__ = ["FILTER_KEYS", "event_line", "matches", "parse_filters"]
 
 FILTER_KEYS = ("container", "event", "image", "label", "type")
@@ -25,11 +23,10 @@ FILTER_KEYS = ("container", "event", "image", "label", "type")
 
 def parse_filters(values: tuple[str, ...]) -> dict[str, list[str]]:
     """`--filter key=value` flags grouped by key; unknown keys are a usage error."""
+    from dockyard.core.filters import parse_filters as pairs
+
     grouped: dict[str, list[str]] = {}
-    for value in values:
-        key, sep, argument = value.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise UsageError(f"invalid filter {value!r} (supported: {', '.join(FILTER_KEYS)})")
+    for key, argument in pairs(values, FILTER_KEYS):
         grouped.setdefault(key, []).append(argument)
     return grouped
 

@@ -87,18 +87,6 @@ def _image_rows(images: Iterable[Image], *, no_trunc: bool, digests: bool) -> li
     return rows
 
 
-def _parse_filters(values: Iterable[str]) -> list[tuple[str, str]]:
-    from dockyard.core.errors import UsageError
-
-    filters = []
-    for value in values:
-        key, sep, argument = value.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise UsageError(f"invalid filter {value!r} (supported: {', '.join(FILTER_KEYS)})")
-        filters.append((key, argument))
-    return filters
-
-
 def _image_matches(image: Image, filters: list[tuple[str, str]]) -> bool:
     """Image-level filters: dangling and label."""
     for key, value in filters:
@@ -143,7 +131,9 @@ def render_image_listing(
     quiet: bool = False,
 ) -> str:
     """The whole output of `dockyard images` with these options."""
-    parsed_filters = _parse_filters(filters)
+    from dockyard.core.filters import parse_filters
+
+    parsed_filters = parse_filters(filters, FILTER_KEYS)
     has_state = engine.settings.storage_driver or engine.storage_names_on_disk()
     stored = engine.images.list() if has_state else []
     parents = {image.parent for image in stored if image.parent}

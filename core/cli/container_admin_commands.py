@@ -47,14 +47,13 @@ def prune(engine: Engine, force: bool, filters: tuple[str, ...]) -> None:
 
     until: float | None = None
     labels = []
-    for value in filters:
-        key, _, argument = value.partition("=")
+    from dockyard.core.filters import parse_filters
+
+    for key, argument in parse_filters(filters, ("until", "label")):
         if key == "until":
             until = parse_since(argument)
-        elif key == "label":
-            labels.append(argument)
         else:
-            raise UsageError(f"invalid filter {value!r} (supported: until, label)")
+            labels.append(argument)
     if not force and not click.confirm(
         "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?", default=False
     ):

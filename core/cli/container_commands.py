@@ -324,15 +324,16 @@ def ps(
     """List containers."""
     from dockyard.core.cli.output import echo_rows
     from dockyard.core.container_listing import (
+        FILTER_KEYS,
         PS_HEADERS,
         PS_SIZE_TABLE,
         PS_TABLE,
         container_rows,
         matches,
-        parse_ps_filters,
     )
+    from dockyard.core.filters import parse_filters
 
-    parsed = parse_ps_filters(filters)
+    parsed = parse_filters(filters, FILTER_KEYS)
     containers = engine.containers.list()
     if latest:
         last = 1
