@@ -235,7 +235,8 @@ class OverlayDriver:
                             link.unlink(missing_ok=True)
             prefix = os.path.realpath(self._layers) + "/"
             mounted = [
-                Path(mount.mount_point) for mount in mount_table()
+                Path(mount.mount_point)
+                for mount in mount_table()
                 if mount.mount_point.startswith(prefix) and mount.mount_point.endswith("/merged")
             ]
             if not mounted and not self._counts.exists():
@@ -254,7 +255,9 @@ class OverlayDriver:
             from dockyard.plugins.storage.overlay_probe import probe
 
             self._verdict = probe(
-                self._home, self._run_dir, rootless=self._rootless,
+                self._home,
+                self._run_dir,
+                rootless=self._rootless,
                 mount_program=self._mount_program,
             )
         return self._verdict
@@ -318,7 +321,10 @@ class OverlayDriver:
         if verdict.program == KERNEL:
             _check_length(stack, option_string(stack, program=KERNEL, rootless=self._rootless))
         mount(
-            stack, self._dir(layer_id) / "merged", cwd=self._home, program=verdict.program,
+            stack,
+            self._dir(layer_id) / "merged",
+            cwd=self._home,
+            program=verdict.program,
             rootless=self._rootless,
         )
 
@@ -357,9 +363,7 @@ class OverlayDriver:
             record = store.read_json(self._dir(layer_id) / _RECORD)
         except FileNotFoundError:
             raise NotFoundError(f"no such layer: {layer_id}") from None
-        if not isinstance(record, dict) or not {"parent", "link", "lowers", "container"} <= set(
-            record
-        ):
+        if not isinstance(record, dict) or not {"parent", "link", "lowers", "container"} <= set(record):
             raise StoreError(f"layer {layer_id} has no valid record")
         return record
 
@@ -407,6 +411,9 @@ def _failing(action: str) -> AbstractContextManager[None]:
 def dockyard_register_drivers(register: DriverRegistry) -> None:
     """Register `overlay` as the preferred storage driver where the host can mount overlays."""
     register.storage(
-        "overlay", OverlayDriver, plugin=__name__, priority=30,
+        "overlay",
+        OverlayDriver,
+        plugin=__name__,
+        priority=30,
         description="overlayfs: layers shared as lower directories, containers as upper ones",
     )

@@ -126,7 +126,11 @@ def _libc_call(name: str) -> Callable[..., int]:
     function = getattr(ctypes.CDLL(None, use_errno=True), name)
     if name == "mount":
         function.argtypes = [
-            ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.c_ulong,
+            ctypes.c_char_p,
         ]
     else:
         function.argtypes = [ctypes.c_char_p, ctypes.c_int]

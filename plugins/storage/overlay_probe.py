@@ -63,8 +63,11 @@ def probe(home: Path, run_dir: Path, *, rootless: bool, mount_program: str) -> V
     parent = home if home.is_dir() else home.parent
     fstype = backing_filesystem(parent)
     key = {
-        "kernel": os.uname().release, "home": str(home), "filesystem": fstype,
-        "rootless": rootless, "mount_program": mount_program,
+        "kernel": os.uname().release,
+        "home": str(home),
+        "filesystem": fstype,
+        "rootless": rootless,
+        "mount_program": mount_program,
     }
     cached = _cached(run_dir / _CACHE, key)
     if cached is not None:
@@ -110,8 +113,9 @@ def _kernel(parent: Path, fstype: str, *, rootless: bool) -> Availability:
         _trial(parent, KERNEL, rootless=rootless)
     except OSError as exc:
         if exc.errno == errno.ENODEV:
-            return Availability(False, "the kernel has no overlay filesystem (modprobe overlay)",
-                                missing=True)
+            return Availability(
+                False, "the kernel has no overlay filesystem (modprobe overlay)", missing=True
+            )
         if rootless and fstype == "tmpfs":
             return Availability(False, "overlay is not supported on a tmpfs upper in a user namespace")
         if rootless and exc.errno == errno.EPERM:
@@ -128,8 +132,7 @@ def _fuse(parent: Path, program: str, kernel_reason: str) -> Verdict:
     found = shutil.which(program)
     if found is None:
         fallback = ", the fallback," if kernel_reason else ""
-        return Verdict(Availability(False, f"{before}{program}{fallback} is not installed",
-                                    missing=True))
+        return Verdict(Availability(False, f"{before}{program}{fallback} is not installed", missing=True))
     try:
         _trial(parent, found, rootless=False)
     except OSError as exc:
