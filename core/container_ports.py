@@ -20,7 +20,7 @@ def _bindings(container: Container) -> dict[str, list[dict[str, str]]]:
 
 
 def _address(binding: dict[str, str]) -> str:
-    host, port = binding.get("HostIp", ""), binding.get("HostPort", "")
+    host, port = binding.get("HostIp") or "0.0.0.0", binding.get("HostPort", "")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

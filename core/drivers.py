@@ -36,6 +36,7 @@ __all__ = [
     "LayerDiff",
     "NetworkAttachment",
     "NetworkDriver",
+    "PortMapping",
     "ResourceUsage",
     "StorageDriver",
     "select_driver",
@@ -167,11 +168,28 @@ class NetworkDriver(Protocol):
     def available(self) -> Availability:
         """Say whether this host can use the driver, and why not."""
 
-    def attach(self, container_id: str, *, hostname: str) -> NetworkAttachment:
-        """Prepare the container's network before it starts."""
+    def attach(
+        self, container_id: str, *, hostname: str, ports: tuple[PortMapping, ...] = ()
+    ) -> NetworkAttachment:
+        """Prepare the container's network before it starts and publish `ports` on the host
+        (a driver whose containers cannot be reached from the host ignores them)."""
 
     def detach(self, container_id: str) -> None:
         """Release the container's network; idempotent, best effort."""
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """One published port: host address and port to container port, `tcp` or `udp`.
+
+    `host_ip` "" means every host address; `host_port` is always a concrete port here (the core
+    has already picked one for `-p 80`).
+    """
+
+    container_port: int
+    protocol: str
+    host_ip: str
+    host_port: int
 
 
 @dataclass(frozen=True)
@@ -185,6 +203,8 @@ class NetworkAttachment:
     mac_address: str = ""
     dns_servers: tuple[str, ...] = ()
     extra_hosts: tuple[tuple[str, str], ...] = ()
+    prefix_length: int = 0
+    ports: tuple[PortMapping, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -136,15 +136,22 @@ def prepare(engine: Engine, container: Container) -> None:
     imported; the monitor's starter then only has to call the isolation driver.
     """
     from dockyard.core.container_spec import build_spec
+    from dockyard.core.network_settings import network_settings
+    from dockyard.core.port_bindings import port_mappings
 
     names = container.config["Dockyard"]
     rootfs = engine.storage.mount(container.id)
     try:
         network = engine.driver(DriverKind.NETWORK, names["NetworkDriver"])
         attachment = network.attach(
-            container.id, hostname=container.config["Config"].get("Hostname") or container.id[:12]
+            container.id,
+            hostname=container.config["Config"].get("Hostname") or container.id[:12],
+            ports=port_mappings(container.config["HostConfig"].get("PortBindings")),
         )
         try:
+            engine.containers.update_state(
+                container, NetworkSettings=network_settings(attachment, network=network.name)
+            )
             spec = build_spec(
                 container, rootfs=rootfs, network=attachment, volumes=engine.volumes, cgroup_parent="dockyard"
             )
@@ -192,6 +199,7 @@ def release(engine: Engine, container: Container) -> None:
         spec = ContainerSpec.from_json(spec_path.read_text())
         engine.driver(DriverKind.ISOLATION, names["IsolationDriver"]).delete(spec)
         engine.driver(DriverKind.NETWORK, names["NetworkDriver"]).detach(container.id)
+        engine.containers.update_state(container, NetworkSettings=None)
         engine.storage.unmount(container.id)
         spec_path.unlink()
 

@@ -54,6 +54,8 @@ class CreateOptions:
     pids_limit: int | None = None
     init: bool = False
     network: str | None = None
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
     labels: list[str] = field(default_factory=list)
     stop_signal: str | None = None
     stop_timeout: int | None = None
@@ -211,6 +213,7 @@ def _stop_signal(value: str | None) -> str | None:
 def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_name: str) -> dict[str, Any]:
     """The `Config` and `HostConfig` of a new container, validated."""
     from dockyard.core.mounts import parse_mounts
+    from dockyard.core.port_bindings import exposed_ports, parse_publish
 
     restart = parse_restart(options.restart)
     if options.auto_remove and restart.name != "no":
@@ -228,6 +231,9 @@ def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_na
     if not (entrypoint or []) + cmd:
         raise UsageError("No command specified")
     mounts = parse_mounts(options.volumes, options.mounts, options.tmpfs)
+    port_bindings = parse_publish(
+        options.publish, publish_all=options.publish_all, image_exposed=runtime_config.get("ExposedPorts")
+    )
     config = {
         "Hostname": options.hostname or "",
         "Domainname": "",
@@ -235,7 +241,7 @@ def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_na
         "AttachStdin": options.interactive,
         "AttachStdout": options.attach_stdout,
         "AttachStderr": options.attach_stderr,
-        "ExposedPorts": runtime_config.get("ExposedPorts"),
+        "ExposedPorts": exposed_ports(runtime_config.get("ExposedPorts"), port_bindings),
         "Tty": options.tty,
         "OpenStdin": options.interactive,
         "StdinOnce": options.interactive,
@@ -253,6 +259,8 @@ def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_na
     host_config = {
         "Binds": list(options.volumes) or None,
         "NetworkMode": options.network or "default",
+        "PortBindings": port_bindings,
+        "PublishAllPorts": options.publish_all,
         "RestartPolicy": {"Name": restart.name, "MaximumRetryCount": restart.maximum_retry_count},
         "AutoRemove": options.auto_remove,
         "Mounts": mounts,

@@ -12,5 +12,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dockyard.plugins.isolation.oci",
     "dockyard.plugins.network.none",
     "dockyard.plugins.network.host",
+    "dockyard.plugins.network.bridge",
     "dockyard.plugins.events",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment
+from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
 from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -30,8 +30,11 @@ class HostNetworkDriver:
         """Always usable: sharing needs nothing."""
         return Availability(True)
 
-    def attach(self, container_id: str, *, hostname: str) -> NetworkAttachment:
-        """Nothing to set up: the container joins no namespace of its own."""
+    def attach(
+        self, container_id: str, *, hostname: str, ports: tuple[PortMapping, ...] = ()
+    ) -> NetworkAttachment:
+        """Nothing to set up: the container joins no namespace of its own (and `ports` need no
+        publishing: the container's sockets are the host's)."""
         return NetworkAttachment(netns_path=None)
 
     def detach(self, container_id: str) -> None:

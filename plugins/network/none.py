@@ -5,19 +5,18 @@ Each container gets a named namespace file, `<run_dir>/netns/<container id>`, th
 keeps the namespace alive with no process in it. The isolation driver joins it through the
 attachment's `netns_path`; `detach` unmounts and removes the file.
 
-It is the default until the bridge driver exists (priority 10; bridge will rank above it): a
+It is the default (priority 10; `bridge` ranks below it at 5 until it becomes the default): a
 container started with no --network is isolated and can reach nothing, which is safe, where
 sharing the host's network would silently expose the host's ports and abstract sockets.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment
+from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
 from dockyard.core.errors import DriverFailed, UsageError
 from dockyard.core.hookspecs import hookimpl
 
@@ -41,8 +40,13 @@ class NoneNetworkDriver:
             return Availability(False, "needs root (rootless networking is the rootless drivers' job)")
         return Availability(True)
 
-    def attach(self, container_id: str, *, hostname: str) -> NetworkAttachment:
-        """Create the container's namespace with loopback up and return its path."""
+    def attach(
+        self, container_id: str, *, hostname: str, ports: tuple[PortMapping, ...] = ()
+    ) -> NetworkAttachment:
+        """Create the container's namespace with loopback up and return its path (`ports` are
+        ignored, as Docker ignores them on `--network none`: nothing can reach the container)."""
+        from dockyard.core.linux.netns import create_named
+
         path = self._path(container_id)
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
@@ -55,7 +59,7 @@ class NoneNetworkDriver:
         except OSError as exc:
             raise DriverFailed(f"cannot create {path}: {exc.strerror}") from exc
         try:
-            _create_namespace(path)
+            create_named(path)
         except OSError as exc:
             path.unlink(missing_ok=True)
             raise DriverFailed(f"cannot create the network namespace of {container_id}: {exc}") from exc
@@ -63,43 +67,18 @@ class NoneNetworkDriver:
 
     def detach(self, container_id: str) -> None:
         """Unmount and remove the namespace file; nothing there is already detached."""
-        from dockyard.core.linux.mounts import MNT_DETACH, umount2
+        from dockyard.core.linux.netns import remove_named
 
         path = self._path(container_id)
         try:
-            umount2(str(path), MNT_DETACH)
+            remove_named(path)
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.EINVAL):  # gone, or no longer a mount point
-                raise DriverFailed(f"cannot unmount {path}: {exc.strerror}") from exc
-        path.unlink(missing_ok=True)
+            raise DriverFailed(f"cannot remove {path}: {exc.strerror}") from exc
 
     def _path(self, container_id: str) -> Path:
         if not container_id or "/" in container_id or container_id.startswith("."):
             raise UsageError(f"invalid container id {container_id!r}")
         return self._directory / container_id
-
-
-def _create_namespace(path: Path) -> None:
-    """Move this thread into a new network namespace, bring lo up, pin the namespace on `path`,
-    and return the thread to its own namespace, whatever fails on the way.
-
-    Only the calling thread changes namespace (network namespaces are per thread), and only for
-    the span of this function, so no child process is needed.
-    """
-    from dockyard.core.linux.mounts import MS_BIND, mount
-    from dockyard.core.linux.namespaces import CLONE_FLAGS, setns, unshare
-    from dockyard.core.linux.netdev import set_link_up
-
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        unshare(CLONE_FLAGS["network"])
-        try:
-            set_link_up("lo")
-            mount("/proc/thread-self/ns/net", str(path), None, MS_BIND)
-        finally:
-            setns(own, CLONE_FLAGS["network"])
-    finally:
-        os.close(own)
 
 
 @hookimpl

@@ -18,6 +18,7 @@ def test_driver_contract_names() -> None:
         "LayerDiff",
         "NetworkAttachment",
         "NetworkDriver",
+        "PortMapping",
         "ResourceUsage",
         "StorageDriver",
         "select_driver",
