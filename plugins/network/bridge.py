@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
-from dockyard.core.errors import DriverFailed, UsageError
+from dockyard.core.errors import DriverFailed
 from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -71,22 +71,12 @@ class BridgeNetworkDriver:
         self, container_id: str, *, hostname: str, ports: tuple[PortMapping, ...] = ()
     ) -> NetworkAttachment:
         """Give the container an address on the bridge and publish `ports` to it."""
-        from dockyard.core.linux.netns import create_named
-        from dockyard.plugins.network import bridge_links, bridge_nft
+        from dockyard.plugins.network import bridge_links, bridge_nft, netns_files
         from dockyard.plugins.network.bridge_ipam import free_subnet, locked_book
 
-        path = self._path(container_id)
+        path = netns_files.path_for(self._netns, container_id)
         dns_servers = host_nameservers()
-        try:
-            self._netns.mkdir(parents=True, exist_ok=True)
-            with open(path, "x"):
-                pass
-        except FileExistsError:
-            raise DriverFailed(
-                f"container {container_id} already has a network namespace at {path}"
-            ) from None
-        except OSError as exc:
-            raise DriverFailed(f"cannot create {path}: {exc.strerror}") from exc
+        netns_files.reserve(path, container_id)
         with locked_book(self._directory) as book:
             first = not book.leases
             try:
@@ -99,10 +89,7 @@ class BridgeNetworkDriver:
                 if first:
                     bridge_links.ensure_bridge(BRIDGE, gateway=gateway)
                     bridge_nft.create_table(bridge=BRIDGE, subnet=network)
-                try:
-                    create_named(path)
-                except OSError as exc:
-                    raise DriverFailed(f"cannot create the namespace of {container_id}: {exc}") from exc
+                netns_files.create(path, container_id)
                 bridge_links.add_veth(
                     self._veth(container_id),
                     bridge=BRIDGE,
@@ -128,11 +115,12 @@ class BridgeNetworkDriver:
     def detach(self, container_id: str) -> None:
         """Remove the container's veth, namespace, rules and lease; the last one out also
         removes the bridge and the table. Safe to call twice."""
+        from dockyard.plugins.network import netns_files
         from dockyard.plugins.network.bridge_ipam import locked_book
 
-        path = self._path(container_id)
+        path = netns_files.path_for(self._netns, container_id)
         if not self._directory.exists():
-            self._remove_namespace(path)
+            netns_files.remove(path)
             return
         with locked_book(self._directory) as book:
             book.leases.pop(container_id, None)
@@ -142,10 +130,10 @@ class BridgeNetworkDriver:
 
     def _take_down(self, container_id: str, *, last: bool) -> None:
         """Undo what attach did for one container, and the shared pieces when `last`."""
-        from dockyard.plugins.network import bridge_links, bridge_nft
+        from dockyard.plugins.network import bridge_links, bridge_nft, netns_files
 
         bridge_links.remove_link(self._veth(container_id))
-        self._remove_namespace(self._path(container_id))
+        netns_files.remove(netns_files.path_for(self._netns, container_id))
         if last:
             bridge_links.remove_link(BRIDGE)
             bridge_nft.delete_table()
@@ -153,23 +141,9 @@ class BridgeNetworkDriver:
             bridge_nft.remove_rules(container_id)
 
     @staticmethod
-    def _remove_namespace(path: Path) -> None:
-        from dockyard.core.linux.netns import remove_named
-
-        try:
-            remove_named(path)
-        except OSError as exc:
-            raise DriverFailed(f"cannot remove {path}: {exc.strerror}") from exc
-
-    @staticmethod
     def _veth(container_id: str) -> str:
         """The host end's name: `dy` and 11 characters of the id, within IFNAMSIZ."""
         return "dy" + container_id[:11]
-
-    def _path(self, container_id: str) -> Path:
-        if not container_id or "/" in container_id or container_id.startswith("."):
-            raise UsageError(f"invalid container id {container_id!r}")
-        return self._netns / container_id
 
 
 @hookimpl

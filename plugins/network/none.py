@@ -13,11 +13,9 @@ sharing the host's network would silently expose the host's ports and abstract s
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
-from dockyard.core.errors import DriverFailed, UsageError
 from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -45,40 +43,18 @@ class NoneNetworkDriver:
     ) -> NetworkAttachment:
         """Create the container's namespace with loopback up and return its path (`ports` are
         ignored, as Docker ignores them on `--network none`: nothing can reach the container)."""
-        from dockyard.core.linux.netns import create_named
+        from dockyard.plugins.network import netns_files
 
-        path = self._path(container_id)
-        try:
-            self._directory.mkdir(parents=True, exist_ok=True)
-            with open(path, "x"):
-                pass
-        except FileExistsError:
-            raise DriverFailed(
-                f"container {container_id} already has a network namespace at {path}"
-            ) from None
-        except OSError as exc:
-            raise DriverFailed(f"cannot create {path}: {exc.strerror}") from exc
-        try:
-            create_named(path)
-        except OSError as exc:
-            path.unlink(missing_ok=True)
-            raise DriverFailed(f"cannot create the network namespace of {container_id}: {exc}") from exc
+        path = netns_files.path_for(self._directory, container_id)
+        netns_files.reserve(path, container_id)
+        netns_files.create(path, container_id)
         return NetworkAttachment(netns_path=str(path))
 
     def detach(self, container_id: str) -> None:
         """Unmount and remove the namespace file; nothing there is already detached."""
-        from dockyard.core.linux.netns import remove_named
+        from dockyard.plugins.network import netns_files
 
-        path = self._path(container_id)
-        try:
-            remove_named(path)
-        except OSError as exc:
-            raise DriverFailed(f"cannot remove {path}: {exc.strerror}") from exc
-
-    def _path(self, container_id: str) -> Path:
-        if not container_id or "/" in container_id or container_id.startswith("."):
-            raise UsageError(f"invalid container id {container_id!r}")
-        return self._directory / container_id
+        netns_files.remove(netns_files.path_for(self._directory, container_id))
 
 
 @hookimpl
