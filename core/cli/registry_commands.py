@@ -15,6 +15,7 @@ from dockyard.core.engine import Engine
 from dockyard.core.errors import UsageError
 
 if TYPE_CHECKING:
+    from dockyard.core.reference import Reference
     from dockyard.core.registry.credentials import CredentialStore
     from dockyard.core.registry.hosts import RegistryConfig
 
@@ -40,18 +41,11 @@ def pull(
     engine: Engine, name: str, all_tags: bool, quiet: bool, platform: str | None, disable_content_trust: bool
 ) -> None:
     """Download an image from a registry."""
-    from dockyard.core.reference import parse_reference
     from dockyard.core.registry.media import parse_platform
     from dockyard.core.registry.progress import make_progress
     from dockyard.core.registry.pull import Puller
 
-    reference = parse_reference(name, default_tag=None)
-    if all_tags and (reference.tag or reference.digest):
-        raise UsageError("tag can't be used with --all-tags/-a")
-    if not all_tags and reference.tag is None and reference.digest is None:
-        if not quiet:
-            click.echo("Using default tag: latest")
-        reference = reference.with_tag("latest")
+    reference = _target(name, all_tags=all_tags, quiet=quiet)
     config, credentials = _registry_setup(engine)
     puller = Puller(
         engine,
@@ -76,17 +70,10 @@ def pull(
 @pass_engine
 def push(engine: Engine, name: str, all_tags: bool, quiet: bool, disable_content_trust: bool) -> None:
     """Upload an image to a registry."""
-    from dockyard.core.reference import parse_reference
     from dockyard.core.registry.progress import make_progress
     from dockyard.core.registry.push import Pusher
 
-    reference = parse_reference(name, default_tag=None)
-    if all_tags and (reference.tag or reference.digest):
-        raise UsageError("tag can't be used with --all-tags/-a")
-    if not all_tags and reference.tag is None and reference.digest is None:
-        if not quiet:
-            click.echo("Using default tag: latest")
-        reference = reference.with_tag("latest")
+    reference = _target(name, all_tags=all_tags, quiet=quiet)
     config, credentials = _registry_setup(engine)
     pusher = Pusher(
         engine, config=config, credentials=credentials, progress=make_progress(sys.stdout, quiet=quiet)
@@ -95,6 +82,21 @@ def push(engine: Engine, name: str, all_tags: bool, quiet: bool, disable_content
     if quiet:
         for result in results:
             click.echo(str(result.reference))
+
+
+def _target(name: str, *, all_tags: bool, quiet: bool) -> Reference:
+    """The reference `pull` or `push` works on: `latest` when no tag is named (said unless
+    quiet), none at all with --all-tags."""
+    from dockyard.core.reference import parse_reference
+
+    reference = parse_reference(name, default_tag=None)
+    if all_tags and (reference.tag or reference.digest):
+        raise UsageError("tag can't be used with --all-tags/-a")
+    if not all_tags and reference.tag is None and reference.digest is None:
+        if not quiet:
+            click.echo("Using default tag: latest")
+        reference = reference.with_tag("latest")
+    return reference
 
 
 def _read_password_stdin() -> str:
