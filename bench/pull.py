@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from startup import BenchError, run  # shared with the other benches
 
 ENGINES = ("dockyard", "podman", "docker", "skopeo")
 REPOSITORY = "bench/five-layers"
@@ -51,11 +52,6 @@ FILES_PER_LAYER = 200
 FILE_SIZE = 250_000
 DOCKERD_START_TIMEOUT = 60.0
 DOCKERD_STOP_TIMEOUT = 30.0
-COMMAND_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-
-
-class BenchError(Exception):
-    """An engine could not be prepared or a command failed; the message says which and why."""
 
 
 @dataclass
@@ -67,21 +63,6 @@ class Case:
     cleanup: list[list[str]]
     samples: list[float] = field(default_factory=list)
     error: str = ""
-
-
-def run(argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion, raising BenchError with its stderr when it fails."""
-    try:
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=COMMAND_ENV,
-            timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv)}: timed out after {timeout:g}s") from exc
-    if result.returncode != 0:
-        detail = result.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise BenchError(f"{' '.join(argv)}: exit {result.returncode}: {detail[0]}")
-    return result
 
 
 # --- the registry and the image -----------------------------------------------------------------
@@ -101,12 +82,16 @@ def registry(work: Path) -> Iterator[str]:
         raise BenchError("docker-registry not found: run ./setup.sh")
     host = f"127.0.0.1:{_free_port()}"
     config = work / "registry.yml"
-    config.write_text(json.dumps({  # YAML is a superset of JSON
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(work / "registry")}},
-        "http": {"addr": host},
-    }))
+    config.write_text(
+        json.dumps(
+            {  # YAML is a superset of JSON
+                "version": 0.1,
+                "log": {"level": "error", "accesslog": {"disabled": True}},
+                "storage": {"filesystem": {"rootdirectory": str(work / "registry")}},
+                "http": {"addr": host},
+            }
+        )
+    )
     with (work / "registry.log").open("wb") as log:
         process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
     try:
@@ -159,24 +144,37 @@ def upload_image(host: str) -> tuple[str, int, int]:
 
     layers = [_layer(index) for index in range(LAYERS)]
     blobs = [gzip.compress(layer, compresslevel=6, mtime=0) for layer in layers]
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [_digest(layer) for layer in layers]},
-    }).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": put_blob(config)},
-        "layers": [
-            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(blob),
-             "digest": put_blob(blob)}
-            for blob in blobs
-        ],
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-01T00:00:00Z",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [_digest(layer) for layer in layers]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": put_blob(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(blob),
+                    "digest": put_blob(blob),
+                }
+                for blob in blobs
+            ],
+        }
+    ).encode()
     response = client.put(
-        f"{REPOSITORY}/manifests/{TAG}", content=manifest,
+        f"{REPOSITORY}/manifests/{TAG}",
+        content=manifest,
         headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
     )
     if response.status_code != 201:
@@ -227,10 +225,24 @@ def docker_case(work: Path, image: str, host: str) -> Iterator[Case]:
     home = Path(tempfile.mkdtemp(prefix="dy-bench-dockerd-"))
     host_args = ["--host", f"unix://{home / 'docker.sock'}"]
     argv = [
-        dockerd, *host_args, "--data-root", str(work / "dockerd-data"), "--exec-root", str(home / "exec"),
-        "--pidfile", str(home / "docker.pid"), "--bridge", "none", "--iptables=false", "--ip6tables=false",
-        "--insecure-registry", host,
-        "--default-ulimit", "nofile=4096:4096", "--default-ulimit", "nproc=4096:4096",
+        dockerd,
+        *host_args,
+        "--data-root",
+        str(work / "dockerd-data"),
+        "--exec-root",
+        str(home / "exec"),
+        "--pidfile",
+        str(home / "docker.pid"),
+        "--bridge",
+        "none",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--insecure-registry",
+        host,
+        "--default-ulimit",
+        "nofile=4096:4096",
+        "--default-ulimit",
+        "nproc=4096:4096",
     ]
     log_path = work / "dockerd.log"
     with log_path.open("wb") as log:
