@@ -240,7 +240,6 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
         "attach_socket": str(attach_socket),
         "tty": bool(container.config["Config"].get("Tty")),
         "stdin": stdin or bool(container.config["Config"].get("OpenStdin")),
-        "wait_for_attach": True,
         "restart": container.config["HostConfig"]["RestartPolicy"],
         "auto_remove": bool(container.config["HostConfig"].get("AutoRemove")),
     }

@@ -443,8 +443,7 @@ class Monitor:
     def run(self) -> int:
         """Start the container (again, as its restart policy says) until it is done."""
         self.state.update(MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()))
-        if self.params["wait_for_attach"]:
-            self._wait_for_first_client()
+        self._wait_for_first_client()  # the CLI says hello once the root filesystem is ready
         restarts = 0
         while True:
             self.exit_code = None
