@@ -120,7 +120,13 @@ def load_settings(
 ) -> Settings:
     """Merge the layers of configuration into one `Settings`; `flags` holds command-line values."""
     environ = os.environ if environ is None else environ
-    rootless = (os.geteuid() if euid is None else euid) != 0
+    if euid is None:
+        from dockyard.core.linux.idmaps import in_initial_user_namespace
+
+        # Root of a user namespace (the rootless keeper's, as a container's monitor is) is rootless too.
+        rootless = os.geteuid() != 0 or not in_initial_user_namespace()
+    else:
+        rootless = euid != 0
     root, runroot = _default_locations(rootless, environ)
     merged: dict[str, Any] = {"root": root, "runroot": runroot}
     for path in config_files(rootless, environ):

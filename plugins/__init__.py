@@ -10,6 +10,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dockyard.plugins.storage.btrfs",
     "dockyard.plugins.isolation.namespaces",
     "dockyard.plugins.isolation.oci",
+    "dockyard.plugins.isolation.rootless",
     "dockyard.plugins.network.none",
     "dockyard.plugins.network.host",
     "dockyard.plugins.network.bridge",

@@ -182,6 +182,10 @@ def cli(ctx: click.Context, /, **flags: str | None) -> None:
 
     settings = load_settings(flags)
     log.configure(level=settings.log_level, log_format=settings.log_format)
+    if settings.rootless:
+        from dockyard.core.user_namespace import enter
+
+        enter(settings)
     ctx.obj = Engine(settings)
 
 

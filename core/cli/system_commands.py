@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from typing import Any
 
 import click
@@ -53,6 +54,7 @@ def _system_info(engine: Engine) -> dict[str, Any]:
         "DriverError": selection_error,
         "Images": image_count,
         "Rootless": settings.rootless,
+        "UserNamespace": _user_namespace(settings.runroot) if settings.rootless else {},
         "StorageRoot": str(settings.root),
         "RunRoot": str(settings.runroot),
         "Drivers": {str(kind): _driver_rows(engine, kind) for kind in DriverKind},
@@ -66,6 +68,20 @@ def _system_info(engine: Engine) -> dict[str, Any]:
         "KernelVersion": platform.release(),
         "PythonVersion": platform.python_version(),
     }
+
+
+def _user_namespace(runroot: Path) -> dict[str, str]:
+    """The rootless id mapping in use and why it is the one (`info`'s User Namespace lines)."""
+    from dockyard.core.user_namespace import describe
+
+    found = describe(runroot)
+    if not found:
+        return {"Id Mapping": "none yet (the first command creates the user namespace)"}
+    if found["mode"] == "single":
+        mode = f"single id, uid {found['uid_map']}, gid {found['gid_map']} ({found['reason']})"
+    else:
+        mode = f"subordinate ids, uid {found['uid_map']}, gid {found['gid_map']} (via {found['helpers']})"
+    return {"Id Mapping": mode}
 
 
 @click.command("info")
@@ -91,6 +107,7 @@ def info(engine: Engine, template: str | None) -> None:
         *([f" Error: {data['DriverError']}"] if data["DriverError"] else []),
         f"Images: {data['Images']}",
         f"Rootless: {str(data['Rootless']).lower()}",
+        *(f" {key}: {value}" for key, value in data["UserNamespace"].items()),
         f"Storage Root: {data['StorageRoot']}",
         f"Run Root: {data['RunRoot']}",
         "Drivers:",

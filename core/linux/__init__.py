@@ -5,6 +5,7 @@ the `os` module raises), so callers translate failures into Dockyard's errors at
 
     libc          the C library handle and the errno check every wrapper shares
     namespaces    unshare, setns and the CLONE_* flag of each namespace kind
+    idmaps        user-namespace id maps: /etc/subuid ranges, newuidmap, single-id maps
     mounts        mount, umount2, pivot_root and mount-option parsing
     paths         openat2 with RESOLVE_IN_ROOT: open or create paths without leaving a root
     capabilities  capability names, the bounding set, capset

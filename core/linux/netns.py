@@ -32,15 +32,31 @@ def _returning() -> Iterator[None]:
 
 
 def create_named(path: Path) -> None:
-    """Pin a new network namespace, loopback up, on the existing empty file `path`."""
+    """Pin a new network namespace, loopback up, on the existing empty file `path`.
+
+    A short-lived child makes it: the caller's own network namespace stays untouched, which also
+    holds rootless, where a process may leave the host's network namespace but not return to it.
+    """
     from dockyard.core.linux.mounts import MS_BIND, mount
     from dockyard.core.linux.namespaces import CLONE_FLAGS, unshare
     from dockyard.core.linux.netdev import set_link_up
 
-    with _returning():
-        unshare(CLONE_FLAGS["network"])
-        set_link_up("lo")
-        mount("/proc/thread-self/ns/net", str(path), None, MS_BIND)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            unshare(CLONE_FLAGS["network"])
+            set_link_up("lo")
+            mount("/proc/thread-self/ns/net", str(path), None, MS_BIND)
+            code = 0
+        except OSError as exc:
+            code = exc.errno or 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise OSError(code, os.strerror(code) if code > 0 else "the namespace child was killed")
 
 
 @contextmanager

@@ -21,6 +21,7 @@ exec report pipe (`exec_report`) before it returns.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -198,8 +199,11 @@ def _children_in(namespace: NamespaceSpec | None) -> Iterator[None]:
                 unshare(CLONE_FLAGS["pid"])
         yield
     finally:
-        # Only the parent gets here: the child never leaves run_child.
-        setns(own, CLONE_FLAGS["pid"])
+        # Only the parent gets here: the child never leaves run_child. Rootless, the host's pid
+        # namespace belongs to the host's user namespace, which refuses the way back (EPERM);
+        # the caller is a throwaway process that exits next (IsolationDriver), so staying is safe.
+        with contextlib.suppress(PermissionError):
+            setns(own, CLONE_FLAGS["pid"])
         os.close(own)
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from dockyard.core.linux.cgroups import ContainerCgroups
     from dockyard.core.spec import ContainerSpec, ProcessSpec
 
-__all__ = ["NamespacesDriver", "dockyard_register_drivers"]
+__all__ = ["NamespacesDriver", "dockyard_register_drivers", "probe_namespaces"]
 
 _RECORD = "cgroups.json"
 
@@ -45,9 +45,9 @@ class NamespacesDriver:
 
     def available(self) -> Availability:
         """Usable as root when this host lets a process create the namespaces a container needs."""
-        if os.geteuid() != 0:
+        if os.geteuid() != 0 or self._context.rootless:
             return Availability(False, "needs root (use the rootless driver)")
-        problem = _probe()
+        problem = probe_namespaces()
         return Availability(not problem, problem)
 
     def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
@@ -159,7 +159,7 @@ class NamespacesDriver:
 
 
 @functools.cache
-def _probe() -> str:
+def probe_namespaces() -> str:
     """Why namespaces cannot be created here ("" when they can): a child tries, once per process."""
     from dockyard.core.linux.namespaces import CLONE_FLAGS, unshare
     from dockyard.core.linux.paths import open_in_root

@@ -45,6 +45,7 @@ class OciDriver:
     def __init__(self, context: DriverContext) -> None:
         self._runtime = context.options.get("runtime") or os.environ.get(_ENVIRONMENT) or "runc"
         self._root = context.run_dir / Path(self._runtime).name
+        self._rootless = context.rootless
 
     def available(self) -> Availability:
         """Usable as root when the runtime's executable is found."""
@@ -56,7 +57,7 @@ class OciDriver:
                 f"OCI runtime {self._runtime!r} not found (install runc, or set {_ENVIRONMENT})",
                 missing=True,
             )
-        if os.geteuid() != 0:
+        if os.geteuid() != 0 or self._rootless:
             return Availability(False, "needs root (use the rootless driver)")
         return Availability(True)
 

@@ -13,6 +13,11 @@ process and, following runc's order:
 5. fills a tmpfs /dev (device nodes, /dev/fd and friends), sets the hostname and sysctls, applies
    read-only paths, masked paths and a read-only root.
 
+Inside a user namespace (rootless), where the kernel refuses mknod, v1 cgroup hierarchies and the
+sysfs of a network namespace the user namespace does not own, the host's device nodes are
+bind-mounted into /dev before the pivot, and /sys/fs/cgroup (and /sys with the host's network)
+are the host's, bound recursively and read-only, as rootless Podman shows them.
+
 Every failure is a DriverFailed naming the step.
 """
 
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from dockyard.core.errors import DriverFailed
 from dockyard.core.linux import devices
 from dockyard.core.linux.cgroups import Hierarchy, hierarchies
+from dockyard.core.linux.idmaps import in_initial_user_namespace
 from dockyard.core.linux.mounts import (
     MNT_DETACH,
     MS_BIND,
@@ -56,6 +62,7 @@ __all__ = ["INIT_PATH", "RootfsPlan", "enter_rootfs", "plan_rootfs"]
 INIT_PATH = "/dev/init"
 
 _RESTRICTIVE = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+_DEVICE_BIND = parse_options(("bind", "nosuid", "noexec"))
 _FILESYSTEMS = {"tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "bind"}
 
 
@@ -67,6 +74,8 @@ class RootfsPlan:
     cgroup_hierarchies: tuple[Hierarchy, ...]
     device_nodes: tuple[devices.DeviceNode, ...]
     populate_dev: bool
+    # In a user namespace: device nodes are bound from the host, some kernel mounts are binds.
+    user_namespace: bool = False
 
 
 def plan_rootfs(spec: ContainerSpec) -> RootfsPlan:
@@ -82,7 +91,8 @@ def plan_rootfs(spec: ContainerSpec) -> RootfsPlan:
     with _step("reading the host's cgroup mounts and devices"):
         cgroups = tuple(hierarchies()) if any(m.type == "cgroup" for m in spec.mounts) else ()
         nodes = tuple(devices.host_devices()) if spec.host_devices else devices.MINIMAL_DEVICES
-    return RootfsPlan(spec, cgroups, nodes, populate)
+        user_namespace = not in_initial_user_namespace()
+    return RootfsPlan(spec, cgroups, nodes, populate, user_namespace)
 
 
 def enter_rootfs(plan: RootfsPlan) -> None:
@@ -97,6 +107,10 @@ def enter_rootfs(plan: RootfsPlan) -> None:
         for entry in spec.mounts:
             with _step(f"mounting {entry.type} on {entry.destination}"):
                 _mount(root_fd, entry, plan)
+        if plan.populate_dev and plan.user_namespace:
+            for node in plan.device_nodes:
+                with _step(f"binding the host's /dev/{node.path}"):
+                    _bind(root_fd, f"/dev/{node.path}", f"/dev/{node.path}", _DEVICE_BIND)
         if spec.init:
             with _step(f"mounting the init binary {spec.init} at {INIT_PATH}"):
                 _bind(root_fd, INIT_PATH, spec.init, parse_options(("bind", "ro", "nosuid", "nodev")))
@@ -114,6 +128,10 @@ def _mount(root_fd: int, entry: MountSpec, plan: RootfsPlan) -> None:
     if entry.type == "bind" or options.is_bind:
         _bind(root_fd, entry.destination, entry.source, options)
         return
+    if plan.user_namespace and _refused_in_user_namespace(entry, plan.spec):
+        source = "/sys/fs/cgroup" if entry.type == "cgroup" else "/sys"
+        _bind(root_fd, entry.destination, source, parse_options(("rbind", "ro", *entry.options)))
+        return
     if entry.type == "cgroup":
         _cgroup(root_fd, entry.destination, options, plan.cgroup_hierarchies)
         return
@@ -125,6 +143,11 @@ def _mount(root_fd: int, entry: MountSpec, plan: RootfsPlan) -> None:
     finally:
         os.close(target)
     _propagate(root_fd, entry.destination, options)
+
+
+def _refused_in_user_namespace(entry: MountSpec, spec: ContainerSpec) -> bool:
+    """cgroup mounts, and sysfs when the container shares the host's network namespace."""
+    return entry.type == "cgroup" or (entry.type == "sysfs" and spec.namespace("network") is None)
 
 
 def _bind(root_fd: int, destination: str, source: str, options: MountOptions) -> None:
@@ -200,7 +223,8 @@ def _finish(plan: RootfsPlan) -> None:
     spec = plan.spec
     if plan.populate_dev:
         with _step("creating device nodes in /dev"):
-            devices.create_nodes(plan.device_nodes)
+            if not plan.user_namespace:
+                devices.create_nodes(plan.device_nodes)
             devices.create_symlinks()
     if spec.hostname:
         with _step(f"setting the hostname to {spec.hostname!r}"):

@@ -55,13 +55,14 @@ class BridgeNetworkDriver:
 
     def __init__(self, context: DriverContext) -> None:
         self._directory = context.run_dir
+        self._rootless = context.rootless
         self._netns = context.run_dir / "netns"
 
     def available(self) -> Availability:
         """Usable as root with the nft command installed."""
         import shutil
 
-        if os.geteuid() != 0:
+        if os.geteuid() != 0 or self._rootless:
             return Availability(False, "needs root (rootless networking is the rootless drivers' job)")
         if shutil.which("nft") is None:
             return Availability(False, "the nft command is missing (Debian: nftables)")
