@@ -20,10 +20,12 @@ from dockyard.core.spec import ContainerSpec, MountSpec, NamespaceSpec, ProcessS
 from dockyard.core.users import resolve_user
 from dockyard.core.volumes import VolumeStore
 
-__all__ = ["all_capabilities", "build_spec", "process_args", "process_env"]
+__all__ = ["ETC_FILES", "all_capabilities", "build_spec", "process_args", "process_env"]
 
 # Static binaries only: the init runs inside images that may have no dynamic loader at all.
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
+# The files of /etc every container gets its own copy of, bind-mounted from its directory.
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
 
 
 def process_args(config: dict[str, Any]) -> list[str]:
@@ -102,7 +104,7 @@ def _write_etc_files(container: Container, hostname: str, network: NetworkAttach
     container.path("resolv.conf").write_text(resolv)
     return [
         MountSpec(f"/etc/{name}", "bind", str(container.path(name)), ("rbind", "rprivate"))
-        for name in ("hostname", "hosts", "resolv.conf")
+        for name in ETC_FILES
     ]
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
 
-__all__ = ["HashingReader", "digest_hex", "sha256_digest", "validate_digest"]
+__all__ = ["HashingReader", "HashingWriter", "digest_hex", "sha256_digest", "validate_digest"]
 
 _LENGTHS = {"sha256": 64, "sha512": 128}
 _HEX = re.compile(r"[0-9a-f]+")
@@ -74,4 +74,26 @@ class HashingReader:
     @property
     def digest(self) -> str:
         """The `sha256:` digest of everything read so far."""
+        return "sha256:" + self._hash.hexdigest()
+
+
+class HashingWriter:
+    """A write-only stream that hashes (sha256) and counts everything written through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        import hashlib
+
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        """Write to the wrapped stream, hashing what passes."""
+        self._hash.update(data)
+        self.size += len(data)
+        return self._raw.write(data)
+
+    @property
+    def digest(self) -> str:
+        """The `sha256:` digest of everything written so far."""
         return "sha256:" + self._hash.hexdigest()

@@ -86,6 +86,15 @@ def dockyard_container_unpaused(container_id: str) -> None:
 
 
 @hookspec
+def dockyard_container_committed(
+    container_id: str, image_id: str, reference: str | None, comment: str
+) -> None:
+    """A new image `image_id` was made from a container's changes (`commit`); `reference` is the
+    tag it got (None: untagged) and `comment` the commit message. Tagging also fires
+    `dockyard_image_tagged`."""
+
+
+@hookspec
 def dockyard_image_pulled(image_id: str, reference: str) -> None:
     """An image was pulled from a registry and stored under `reference`."""
 

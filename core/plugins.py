@@ -78,6 +78,14 @@ class Hooks:
         """Tell plugins a container was unpaused."""
         self.manager.hook.dockyard_container_unpaused(container_id=container_id)
 
+    def container_committed(
+        self, *, container_id: str, image_id: str, reference: str | None, comment: str
+    ) -> None:
+        """Tell plugins an image was made from a container's changes."""
+        self.manager.hook.dockyard_container_committed(
+            container_id=container_id, image_id=image_id, reference=reference, comment=comment
+        )
+
     def image_pulled(self, *, image_id: str, reference: str) -> None:
         """Tell plugins an image was pulled."""
         self.manager.hook.dockyard_image_pulled(image_id=image_id, reference=reference)

@@ -113,6 +113,15 @@ class EventRecorder:
         self._container_event("unpause", container_id)
 
     @hookimpl
+    def dockyard_container_committed(
+        self, container_id: str, image_id: str, reference: str | None, comment: str
+    ) -> None:
+        """`commit`, with Docker's `comment`, `imageID` and `imageRef` attributes."""
+        self._container_event(
+            "commit", container_id, comment=comment, imageID=image_id, imageRef=reference or ""
+        )
+
+    @hookimpl
     def dockyard_image_pulled(self, image_id: str, reference: str) -> None:
         """`pull`: Docker names the reference as the actor."""
         self._record("image", "pull", reference, {"name": reference})

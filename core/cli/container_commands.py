@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from dockyard.core.cli.batch import each_container
+from dockyard.core.cli.commit_commands import commit, diff
 from dockyard.core.cli.container_admin_commands import cp, export, port, prune, rename
 from dockyard.core.cli.exec_command import exec_
 from dockyard.core.cli.inspect_commands import inspect_container_command
@@ -420,6 +421,8 @@ for _command, _names in (
     (port, ("port",)),
     (cp, ("cp",)),
     (prune, ("prune",)),
+    (commit, ("commit",)),
+    (diff, ("diff",)),
 ):
     for _name in _names:
         container.add_command(_command, _name)

@@ -13,6 +13,10 @@ from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError, UsageError
 from dockyard.core.image_listing import display_id, go_time, since
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.core.images import Image
+
 pass_engine = click.make_pass_decorator(Engine)
 
 HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
@@ -189,13 +193,28 @@ def history(
             }
         )
     rows.reverse()
-    if rows:
-        rows[0]["ID"] = display_id(image.id, no_trunc)
+    _fill_ids(engine, image, rows, no_trunc=no_trunc)
     if quiet:
         for row in rows:
             click.echo(row["ID"])
         return
     echo_rows(rows, template=template, default=HISTORY_TABLE, headers=HISTORY_HEADERS)
+
+
+def _fill_ids(engine: Engine, image: Image, rows: list[dict[str, str]], *, no_trunc: bool) -> None:
+    """Docker's IMAGE column: the newest row is the image, each older one the next image up its
+    parent chain (one per step for images built or committed here); `<missing>` past the chain."""
+    from dockyard.core.errors import NotFoundError
+
+    current: Image | None = image
+    for row in rows:
+        if current is None:
+            return
+        row["ID"] = display_id(current.id, no_trunc)
+        try:
+            current = engine.images.get(current.parent) if current.parent else None
+        except NotFoundError:
+            current = None
 
 
 @click.command("prune")

@@ -23,6 +23,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         f"{_CONTAINERS}:attach",
         "Attach local standard input, output, and error streams to a running container",
     ),
+    "commit": ("dockyard.core.cli.commit_commands:commit", "Create a new image from a container's changes"),
     "container": (f"{_CONTAINERS}:container", "Manage containers"),
     "create": (f"{_CONTAINERS}:create", "Create a new container"),
     "kill": (f"{_CONTAINERS}:kill", "Kill one or more running containers"),
@@ -56,6 +57,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "cp": (
         "dockyard.core.cli.container_admin_commands:cp",
         "Copy files/folders between a container and the local filesystem",
+    ),
+    "diff": (
+        "dockyard.core.cli.commit_commands:diff",
+        "Inspect changes to files or directories on a container's filesystem",
     ),
     "events": ("dockyard.core.cli.events_command:events", "Get real time events from the server"),
     "system": ("dockyard.core.cli.system_group:system", "Manage Dockyard"),
