@@ -3,6 +3,7 @@
     DockyardError                 anything Dockyard reports to a user (exit status 125)
     ├── UsageError                the user asked for something malformed (bad flag value, bad reference)
     │   ├── InvalidReference      an image reference that does not parse
+    │   ├── DockerfileError       a Dockerfile that does not parse or whose variables do not expand
     │   └── InvalidDigest         a digest that is not `algorithm:lowercase-hex` of the right length
     ├── NotFoundError             no such image, container, driver, ...
     │   └── AmbiguousIdError      an id prefix that matches more than one object
@@ -32,6 +33,7 @@ __all__ = [
     "CommandNotFound",
     "ConflictError",
     "ContentError",
+    "DockerfileError",
     "DockyardError",
     "DriverError",
     "DriverFailed",
@@ -59,6 +61,16 @@ class UsageError(DockyardError):
 
 class InvalidReference(UsageError):
     """An image reference does not follow the distribution reference grammar."""
+
+
+class DockerfileError(UsageError):
+    """A Dockerfile does not parse, or an instruction's variables do not expand; `line` is the
+    1-based line of the instruction when known, for the message Docker prints:
+    `Dockerfile parse error line 3: unknown instruction: RUNN`."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class InvalidDigest(UsageError):
