@@ -108,6 +108,14 @@ def _write_etc_files(container: Container, hostname: str, network: NetworkAttach
     ]
 
 
+def _shared_etc_files(directory: Path) -> list[MountSpec]:
+    """Bind another container's hostname, hosts and resolv.conf, as Docker shares them."""
+    return [
+        MountSpec(f"/etc/{name}", "bind", str(directory / name), ("rbind", "rprivate"))
+        for name in ("hostname", "hosts", "resolv.conf")
+    ]
+
+
 def _host_resolv_conf(*, keep_loopback: bool) -> str:
     """The host's resolv.conf; loopback name servers are useless from another network namespace."""
     try:
@@ -162,8 +170,11 @@ def build_spec(
     network: NetworkAttachment,
     volumes: VolumeStore,
     cgroup_parent: str,
+    etc_from: Path | None = None,
 ) -> ContainerSpec:
-    """The spec for starting `container` on `rootfs` with its network already attached."""
+    """The spec for starting `container` on `rootfs` with its network already attached;
+    `etc_from` is another container's directory whose hostname, hosts and resolv.conf it shares
+    (`--network container:NAME`)."""
     config = container.config["Config"]
     host = container.config["HostConfig"]
     hostname = config.get("Hostname") or container.id[:12]
@@ -187,7 +198,7 @@ def build_spec(
     )
     mounts = [
         *defaults.default_mounts(),
-        *_write_etc_files(container, hostname, network),
+        *(_shared_etc_files(etc_from) if etc_from else _write_etc_files(container, hostname, network)),
         *_user_mounts(container, volumes),
     ]
     return ContainerSpec(

@@ -34,7 +34,9 @@ __all__ = [
     "DriverRegistry",
     "IsolationDriver",
     "LayerDiff",
+    "NamedNetworkDriver",
     "NetworkAttachment",
+    "NetworkConfig",
     "NetworkDriver",
     "PortMapping",
     "ResourceUsage",
@@ -176,6 +178,60 @@ class NetworkDriver(Protocol):
 
     def detach(self, container_id: str) -> None:
         """Release the container's network; idempotent, best effort."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A user-defined network (`network create`) as its driver sees it.
+
+    `subnet` and `gateway` are "" when the user gave none; `create_network` fills them in.
+    `id` is the 64-hex id the core gave the network, stable for its lifetime.
+    """
+
+    name: str
+    id: str
+    subnet: str = ""
+    gateway: str = ""
+    internal: bool = False
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class NamedNetworkDriver(NetworkDriver, Protocol):
+    """A network driver that also serves user-defined networks (optional, on top of NetworkDriver).
+
+    A driver without these methods still serves its built-in network (named after the driver)
+    through `attach`/`detach`; `network create --driver NAME` refuses it. The core keeps the
+    network records and the containers' /etc/hosts; the driver keeps its kernel objects and
+    addresses. A container on several networks gets one `attach_network` per network, in order:
+    the first (`netns_path` None) creates the namespace, the later ones join it with
+    `interface` eth1, eth2, ...
+    """
+
+    def create_network(self, network: NetworkConfig) -> NetworkConfig:
+        """Validate `network` and return it with its subnet and gateway chosen; an overlap with
+        another network or a host route is a ConflictError, a malformed value a UsageError."""
+
+    def remove_network(self, network: NetworkConfig) -> None:
+        """Forget a network no container is attached to; idempotent."""
+
+    def attach_network(
+        self,
+        container_id: str,
+        *,
+        network: NetworkConfig,
+        hostname: str,
+        aliases: tuple[str, ...] = (),
+        ports: tuple[PortMapping, ...] = (),
+        netns_path: str | None = None,
+        interface: str = "eth0",
+    ) -> NetworkAttachment:
+        """Connect the container to `network`: in a new namespace when `netns_path` is None,
+        else as `interface` inside that one. `aliases` are the extra names peers know it by."""
+
+    def detach_network(self, container_id: str, *, network: NetworkConfig) -> None:
+        """Undo `attach_network` for this network (the namespace goes with the attachment that
+        created it); idempotent, best effort."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dockyard.core.drivers import DriverContext, DriverEntry, DriverKind, StorageDriver
     from dockyard.core.images import ImageStore
     from dockyard.core.layers import LayerStore
+    from dockyard.core.networks import NetworkStore
     from dockyard.core.plugins import Hooks
     from dockyard.core.volumes import VolumeStore
 
@@ -129,6 +130,13 @@ class Engine:
         from dockyard.core.volumes import VolumeStore
 
         return VolumeStore(self.settings.root / "volumes")
+
+    @cached_property
+    def networks(self) -> NetworkStore:
+        """The user-defined networks under this root."""
+        from dockyard.core.networks import NetworkStore
+
+        return NetworkStore(self.settings.root / "networks")
 
     def select_driver(self, kind: DriverKind, explicit: str | None) -> DriverEntry:
         """The named driver of a kind, or the highest-priority one this host can use."""

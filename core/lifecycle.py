@@ -68,7 +68,18 @@ def create_container(engine: Engine, options: CreateOptions) -> Container:
     """Create a container from an image: its record, its read-write layer, its volumes."""
     image = _image_for(engine, options.image, pull=options.pull)
     records = to_records(options, image_config=image.config, image_name=options.image)
-    network = engine.select_driver(DriverKind.NETWORK, options.network or engine.settings.network_driver)
+    from dockyard.core.network_endpoints import plan_networks
+
+    network = plan_networks(
+        engine,
+        network=options.network,
+        aliases=options.network_aliases,
+        publishes=bool(records["HostConfig"]["PortBindings"]),
+        hostname=options.hostname,
+    )
+    records["HostConfig"]["NetworkMode"] = network.mode
+    if network.hostname:
+        records["Config"]["Hostname"] = network.hostname
     isolation = engine.select_driver(
         DriverKind.ISOLATION, options.runtime or engine.settings.isolation_driver
     )
@@ -95,7 +106,8 @@ def create_container(engine: Engine, options: CreateOptions) -> Container:
                 "Args": [*(records["Config"]["Entrypoint"] or []), *(records["Config"]["Cmd"] or [])][1:],
                 "Driver": engine.storage_name,
                 "Dockyard": {
-                    "NetworkDriver": network.name,
+                    "NetworkDriver": network.driver,
+                    "Networks": network.endpoints,
                     "IsolationDriver": isolation.name,
                     "IsolationPlugin": isolation.plugin,
                 },
@@ -136,30 +148,32 @@ def prepare(engine: Engine, container: Container) -> None:
     imported; the monitor's starter then only has to call the isolation driver.
     """
     from dockyard.core.container_spec import build_spec
-    from dockyard.core.network_settings import network_settings
+    from dockyard.core.network_endpoints import attach_all, detach_all
+    from dockyard.core.network_hosts import refresh_peers
     from dockyard.core.port_bindings import port_mappings
 
-    names = container.config["Dockyard"]
     rootfs = engine.storage.mount(container.id)
     try:
-        network = engine.driver(DriverKind.NETWORK, names["NetworkDriver"])
-        attachment = network.attach(
-            container.id,
-            hostname=container.config["Config"].get("Hostname") or container.id[:12],
-            ports=port_mappings(container.config["HostConfig"].get("PortBindings")),
+        joined = attach_all(
+            engine, container, ports=port_mappings(container.config["HostConfig"].get("PortBindings"))
         )
         try:
-            engine.containers.update_state(
-                container, NetworkSettings=network_settings(attachment, network=network.name)
-            )
+            engine.containers.update_state(container, NetworkSettings=joined.settings)
             spec = build_spec(
-                container, rootfs=rootfs, network=attachment, volumes=engine.volumes, cgroup_parent="dockyard"
+                container,
+                rootfs=rootfs,
+                network=joined.attachment,
+                volumes=engine.volumes,
+                cgroup_parent="dockyard",
+                etc_from=joined.etc_from,
             )
             from dockyard.core.store import atomic_write
 
             atomic_write(container.directory / "spec.json", spec.to_json().encode())
+            refresh_peers(engine, container)
         except BaseException:
-            network.detach(container.id)
+            detach_all(engine, container)
+            engine.containers.update_state(container, NetworkSettings=None)
             raise
     except BaseException:
         engine.storage.unmount(container.id)
@@ -188,6 +202,8 @@ def release(engine: Engine, container: Container) -> None:
     The monitor's cleaner and `rm` may both get here; the lock and the spec file (removed last)
     make the second one a no-op.
     """
+    from dockyard.core.network_endpoints import detach_all
+    from dockyard.core.network_hosts import refresh_peers
     from dockyard.core.spec import ContainerSpec
     from dockyard.core.store import file_lock
 
@@ -198,8 +214,9 @@ def release(engine: Engine, container: Container) -> None:
             return
         spec = ContainerSpec.from_json(spec_path.read_text())
         engine.driver(DriverKind.ISOLATION, names["IsolationDriver"]).delete(spec)
-        engine.driver(DriverKind.NETWORK, names["NetworkDriver"]).detach(container.id)
+        detach_all(engine, container)
         engine.containers.update_state(container, NetworkSettings=None)
+        refresh_peers(engine, container)
         engine.storage.unmount(container.id)
         spec_path.unlink()
 

@@ -54,6 +54,7 @@ class CreateOptions:
     pids_limit: int | None = None
     init: bool = False
     network: str | None = None
+    network_aliases: list[str] = field(default_factory=list)
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     labels: list[str] = field(default_factory=list)

@@ -94,6 +94,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "dockyard.core.cli.image_commands:tag",
         "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
     ),
+    "network": ("dockyard.core.cli.network_commands:network", "Manage networks"),
     "volume": ("dockyard.core.cli.volume_commands:volume", "Manage volumes"),
     "version": (
         "dockyard.core.cli.system_commands:version",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_json", "echo_rows"]
+__all__ = ["echo_inspected", "echo_json", "echo_rows"]
 
 
 def echo_rows(
@@ -27,3 +27,14 @@ def echo_rows(
 def echo_json(value: Any) -> None:
     """Print a value as indented JSON, as `inspect` does."""
     click.echo(json.dumps(value, indent=4))
+
+
+def echo_inspected(records: Sequence[Any], template: str | None) -> None:
+    """Print what an `inspect` command found: each through `--format`, else all as JSON."""
+    if template:
+        from dockyard.core.gotemplate import render
+
+        for record in records:
+            click.echo(render(template, record))
+    else:
+        echo_json(records)

@@ -52,7 +52,7 @@ def ls(engine: Engine, quiet: bool, template: str | None) -> None:
 @click.pass_context
 def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template: str | None) -> None:
     """Display detailed information on one or more volumes."""
-    from dockyard.core.cli.output import echo_json
+    from dockyard.core.cli.output import echo_inspected
 
     found = []
     failures = 0
@@ -64,13 +64,7 @@ def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template
             failures += 1
             continue
         found.append({key: value for key, value in record.items() if key != "Anonymous"})
-    if template:
-        from dockyard.core.gotemplate import render
-
-        for record in found:
-            click.echo(render(template, record))
-    else:
-        echo_json(found)
+    echo_inspected(found, template)
     if failures:
         ctx.exit(125)
 

@@ -17,9 +17,14 @@ from typing import Any
 
 from dockyard.core.errors import ConflictError, DriverFailed
 
-__all__ = ["AddressBook", "free_subnet", "locked_book"]
+__all__ = ["CANDIDATE_SUBNETS", "USER_SUBNETS", "AddressBook", "free_subnet", "locked_book", "read_subnet"]
 
 CANDIDATE_SUBNETS = tuple(IPv4Network(f"172.{second}.0.0/16") for second in (30, 31, *range(16, 30)))
+# User-defined networks draw from Docker's pool order, after the default bridge's two favourites.
+USER_SUBNETS = (
+    *(IPv4Network(f"172.{second}.0.0/16") for second in range(18, 30)),
+    *(IPv4Network(f"192.168.{third}.0/20") for third in range(0, 256, 16)),
+)
 
 
 @dataclass
@@ -34,8 +39,17 @@ class AddressBook:
         """The subnet as a network object."""
         return IPv4Network(self.subnet)
 
-    def allocate(self, container_id: str, *, ports: list[list[Any]]) -> IPv4Address:
-        """The lowest free address after the gateway, leased with `ports` to `container_id`.
+    def allocate(
+        self,
+        container_id: str,
+        *,
+        ports: list[list[Any]],
+        gateway: IPv4Address | None = None,
+        owns_netns: bool = True,
+    ) -> IPv4Address:
+        """The lowest free address other than the gateway (the first host unless given), leased
+        with `ports` to `container_id` (`owns_netns`: whether this attachment created the
+        container's namespace).
 
         A host port another container already publishes is a ConflictError.
         """
@@ -49,11 +63,10 @@ class AddressBook:
                     f"Bind for {host_ip or '0.0.0.0'}:{host_port} failed: port is already allocated"
                 )
         used = {IPv4Address(lease["ip"]) for lease in self.leases.values()}
-        hosts = self.network.hosts()
-        next(hosts)  # the gateway
-        for address in hosts:
+        used.add(gateway or next(self.network.hosts()))
+        for address in self.network.hosts():
             if address not in used:
-                self.leases[container_id] = {"ip": str(address), "ports": ports}
+                self.leases[container_id] = {"ip": str(address), "ports": ports, "owns_netns": owns_netns}
                 return address
         raise DriverFailed(f"no free address left in {self.subnet}")
 
@@ -63,13 +76,15 @@ def _overlap(first: str, second: str) -> bool:
     return first == second or {first, second} & {"", "0.0.0.0"} != set()
 
 
-def free_subnet(routes: Iterable[IPv4Network]) -> IPv4Network:
-    """The first candidate /16 that overlaps none of the host's routes."""
+def free_subnet(
+    routes: Iterable[IPv4Network], candidates: tuple[IPv4Network, ...] = CANDIDATE_SUBNETS
+) -> IPv4Network:
+    """The first candidate that overlaps none of `routes` (the host's, other networks')."""
     routes = list(routes)
-    for candidate in CANDIDATE_SUBNETS:
+    for candidate in candidates:
         if not any(candidate.overlaps(route) for route in routes):
             return candidate
-    raise DriverFailed("no free private /16 for the bridge network: every candidate is routed")
+    raise DriverFailed("no free private subnet for the bridge network: every candidate is routed")
 
 
 @contextmanager
@@ -83,3 +98,11 @@ def locked_book(directory: Path) -> Iterator[AddressBook]:
         book = AddressBook(subnet=data.get("subnet", ""), leases=data.get("leases", {}))
         yield book
         write_json(path, {"subnet": book.subnet, "leases": book.leases})
+
+
+def read_subnet(directory: Path) -> list[IPv4Network]:
+    """The subnet the book in `directory` holds right now ([] while no container is attached)."""
+    from dockyard.core.store import read_json
+
+    subnet = read_json(directory / "addresses.json", default={}).get("subnet", "")
+    return [IPv4Network(subnet)] if subnet else []

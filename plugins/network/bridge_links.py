@@ -71,9 +71,10 @@ def add_veth(
     address: IPv4Interface,
     gateway: IPv4Address,
     mac: str,
+    interface: str = "eth0",
 ) -> None:
-    """A veth pair: `host_name` on `bridge`, its peer moved into `netns_path` as eth0 with
-    `address`, `mac` and a default route via `gateway`."""
+    """A veth pair: `host_name` on `bridge`, its peer moved into `netns_path` as `interface` with
+    `address`, `mac` and, for eth0, the default route via `gateway`."""
     from dockyard.core.linux.netns import entered
 
     peer = "dp" + host_name[2:]
@@ -89,10 +90,11 @@ def add_veth(
     try:
         with entered(netns_path), _netlink("configure eth0 in the container") as ipr:
             index = ipr.link_lookup(ifname=peer)[0]
-            ipr.link("set", index=index, ifname="eth0", address=mac)
+            ipr.link("set", index=index, ifname=interface, address=mac)
             ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
             ipr.link("set", index=index, state="up")
-            ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway))
+            if interface == "eth0":
+                ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway))
     except OSError as exc:
         raise DriverFailed(f"cannot enter the network namespace {netns_path}: {exc.strerror}") from exc
 

@@ -4,7 +4,8 @@ The table masquerades the bridge's outbound traffic and, for published ports, DN
 addresses (prerouting) and the host's own traffic, 127.0.0.1 included (output), to the
 container. Loopback-sourced packets leaving on the bridge are masqueraded to the gateway so the
 container can answer them. Every per-container rule carries the comment `dockyard:<id>`, which is
-how `remove_rules` finds it; the whole table goes when the last container detaches.
+how `remove_rules` finds it; the whole table goes when the last container detaches. The default
+network's table is `inet dockyard`; each user-defined network has its own (`inet dockyard_<id>`).
 """
 
 from __future__ import annotations
@@ -32,33 +33,50 @@ def _nft(*args: str, script: str = "") -> str:
     return result.stdout
 
 
-def create_table(*, bridge: str, subnet: IPv4Network) -> None:
-    """(Re)create the table with its chains and the masquerade rules, replacing a stale one."""
+def create_table(*, bridge: str, subnet: IPv4Network, table: str = TABLE, internal: bool = False) -> None:
+    """(Re)create the table with its chains and the masquerade rules, replacing a stale one.
+
+    An `internal` network gets no masquerade and a forward chain that drops whatever would enter
+    or leave the bridge from or to another link: its containers reach only each other.
+    """
+    outside = (
+        f"""
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "{bridge}" oifname != "{bridge}" drop
+        oifname "{bridge}" iifname != "{bridge}" drop
+    }}"""
+        if internal
+        else ""
+    )
+    masquerade = "" if internal else f'ip saddr {subnet} oifname != "{bridge}" masquerade'
     _nft(
         "-f",
         "-",
         script=f"""
-add table {TABLE}
-delete table {TABLE}
-table {TABLE} {{
+add table {table}
+delete table {table}
+table {table} {{
     chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
     chain output {{ type nat hook output priority -100; policy accept; }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
-        ip saddr {subnet} oifname != "{bridge}" masquerade
+        {masquerade}
         ip saddr 127.0.0.0/8 oifname "{bridge}" masquerade
-    }}
+    }}{outside}
 }}
 """,
     )
 
 
-def delete_table() -> None:
+def delete_table(table: str = TABLE) -> None:
     """Remove the table and everything in it; a missing table is already removed."""
-    _nft("-f", "-", script=f"add table {TABLE}\ndelete table {TABLE}\n")
+    _nft("-f", "-", script=f"add table {table}\ndelete table {table}\n")
 
 
-def add_rules(container_id: str, *, address: IPv4Address, ports: tuple[PortMapping, ...]) -> None:
+def add_rules(
+    container_id: str, *, address: IPv4Address, ports: tuple[PortMapping, ...], table: str = TABLE
+) -> None:
     """DNAT each of `ports` to the container at `address`, from other hosts and from this one."""
     lines: list[str] = []
     for port in ports:
@@ -67,17 +85,17 @@ def add_rules(container_id: str, *, address: IPv4Address, ports: tuple[PortMappi
             f"{match} {port.protocol} dport {port.host_port} "
             f'dnat ip to {address}:{port.container_port} comment "dockyard:{container_id}"'
         )
-        lines.extend(f"add rule {TABLE} {chain} {rule}" for chain in ("prerouting", "output"))
+        lines.extend(f"add rule {table} {chain} {rule}" for chain in ("prerouting", "output"))
     if lines:
         _nft("-f", "-", script="\n".join(lines) + "\n")
 
 
-def remove_rules(container_id: str) -> None:
+def remove_rules(container_id: str, *, table: str = TABLE) -> None:
     """Delete every rule commented `dockyard:<container_id>`; none left is already removed."""
-    listing = _nft("-j", "-a", "list", "table", *TABLE.split()) if _table_exists() else ""
+    listing = _nft("-j", "-a", "list", "table", *table.split()) if _table_exists(table) else ""
     comment = f"dockyard:{container_id}"
     deletes = [
-        f"delete rule {TABLE} {item['rule']['chain']} handle {item['rule']['handle']}"
+        f"delete rule {table} {item['rule']['chain']} handle {item['rule']['handle']}"
         for item in (json.loads(listing)["nftables"] if listing else [])
         if "rule" in item and item["rule"].get("comment") == comment
     ]
@@ -85,6 +103,6 @@ def remove_rules(container_id: str) -> None:
         _nft("-f", "-", script="\n".join(deletes) + "\n")
 
 
-def _table_exists() -> bool:
+def _table_exists(table: str) -> bool:
     """Whether the table is there (listing a missing one is an error, not an empty answer)."""
-    return any(line.split()[1:] == TABLE.split() for line in _nft("list", "tables").splitlines())
+    return any(line.split()[1:] == table.split() for line in _nft("list", "tables").splitlines())

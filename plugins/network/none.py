@@ -5,9 +5,9 @@ Each container gets a named namespace file, `<run_dir>/netns/<container id>`, th
 keeps the namespace alive with no process in it. The isolation driver joins it through the
 attachment's `netns_path`; `detach` unmounts and removes the file.
 
-It is the default (priority 10; `bridge` ranks below it at 5 until it becomes the default): a
-container started with no --network is isolated and can reach nothing, which is safe, where
-sharing the host's network would silently expose the host's ports and abstract sockets.
+Priority 10, below `bridge`'s 20: it is the fallback when the bridge cannot be used (no nft),
+isolated and reaching nothing, which is safe, where sharing the host's network would silently
+expose the host's ports and abstract sockets.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class NoneNetworkDriver:
 
 @hookimpl
 def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `none`, the default network until the bridge driver exists."""
+    """Register `none`, the fallback when the bridge is unusable."""
     register.network(
         "none",
         NoneNetworkDriver,

@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.core.drivers import NetworkAttachment, PortMapping
 from dockyard.core.errors import ConflictError, UsageError
-from dockyard.core.network_settings import network_settings
+from dockyard.core.network_settings import Endpoint, network_settings
 from dockyard.core.port_bindings import exposed_ports, parse_publish, port_mappings
 from dockyard.plugins.network.bridge import host_nameservers, mac_for
 from dockyard.plugins.network.bridge_ipam import free_subnet, locked_book
@@ -99,7 +99,7 @@ def test_network_settings_have_dockers_shape() -> None:
         prefix_length=16,
         ports=(PortMapping(80, "tcp", "", 8080),),
     )
-    settings = network_settings(attachment, network="bridge")
+    settings = network_settings([Endpoint("bridge", attachment, network_id="n" * 64)], sandbox="/run/x")
     assert settings["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
     assert settings["Networks"]["bridge"]["IPAddress"] == "172.30.0.2"
     assert (settings["IPAddress"], settings["Gateway"], settings["IPPrefixLen"]) == (
