@@ -59,6 +59,7 @@ from dockyard.core.drivers import LayerDiff
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
 from dockyard.core.log import get_logger
 from dockyard.core.rootpath import open_in_root
+from dockyard.core.tar_source import ForwardReader
 
 __all__ = [
     "OPAQUE_MARKER",
@@ -86,6 +87,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 _CHUNK = 1 << 20
 _HOLE = 1 << 16  # zero runs of this size and alignment are left as holes
+_ZERO_BLOCK = bytes(_HOLE)
 _NS = 1_000_000_000
 
 log = get_logger(__name__)
@@ -430,13 +432,30 @@ def _write_file(dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.Tar
 def _copy_sparse(source: IO[bytes], fd: int) -> None:
     offset = 0
     while chunk := source.read(_CHUNK):
-        view = memoryview(chunk)
-        for start in range(0, len(chunk), _HOLE):
-            stop = min(start + _HOLE, len(chunk))
-            if chunk.count(0, start, stop) != stop - start:
-                _pwrite_all(fd, view[start:stop], offset + start)
+        _write_sparse(fd, chunk, offset)
         offset += len(chunk)
     os.ftruncate(fd, offset)
+
+
+def _write_sparse(fd: int, chunk: bytes, offset: int) -> None:
+    """Write `chunk` at `offset` in as few calls as its aligned all-zero blocks allow.
+
+    A chunk without a single block's worth of zeros in a row (the common case, found by a fast
+    substring search) is one write; otherwise each run of data between zero blocks is one write.
+    """
+    view = memoryview(chunk)
+    if _ZERO_BLOCK not in chunk:
+        _pwrite_all(fd, view, offset)
+        return
+    pending = 0  # where the data not yet written starts
+    for start in range(0, len(chunk), _HOLE):
+        stop = min(start + _HOLE, len(chunk))
+        if chunk.count(0, start, stop) == stop - start:
+            if pending < start:
+                _pwrite_all(fd, view[pending:start], offset + pending)
+            pending = stop
+    if pending < len(chunk):
+        _pwrite_all(fd, view[pending:], offset + pending)
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -515,9 +534,9 @@ def apply_layer(
         raise DriverFailed(f"cannot open layer directory {root}: {exc}") from exc
     applier = _Applier(root_fd, whiteouts, ignore_chown)
     try:
-        # Stream mode only ever calls read(), all HashingReader offers.
-        stream = cast("IO[bytes]", reader)
-        with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tar:
+        # Random-access mode over a forward-only reader: one read per header and per member.
+        stream = cast("IO[bytes]", ForwardReader(cast(BinaryIO, reader)))
+        with tarfile.open(fileobj=stream, mode="r:", errors="surrogateescape") as tar:
             for member in tar:
                 applier.apply(member, tar)
         applier.finish()
