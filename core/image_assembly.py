@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from dockyard.core.blob_downloads import BlobDownloads
 from dockyard.core.engine import Engine
 from dockyard.core.errors import ContentError, NotFoundError
 from dockyard.core.layer_blobs import LayerBlob, LayerBlobStore
@@ -29,6 +30,7 @@ __all__ = [
     "CommitResult",
     "ImageAssembler",
     "LayerSource",
+    "blob_downloads",
     "collect_layer_blobs",
     "config_diff_ids",
     "discard_unused_layers",
@@ -40,6 +42,11 @@ __all__ = [
 def layer_blobs(engine: Engine) -> LayerBlobStore:
     """The layer blob store of the storage driver in use."""
     return LayerBlobStore(engine.image_home / "layer-blobs")
+
+
+def blob_downloads(engine: Engine) -> BlobDownloads:
+    """Where pulls download the layer blobs of the storage driver in use."""
+    return BlobDownloads(engine.image_home / "layer-blobs" / "downloads")
 
 
 def keep_layer_tar(engine: Engine, staged: Path, *, diff_id: str, size: int) -> None:
@@ -58,9 +65,11 @@ def discard_unused_layers(engine: Engine) -> None:
 
 
 def collect_layer_blobs(engine: Engine) -> int:
-    """Drop the blobs of layers that are gone (image store lock held); returns the bytes freed."""
+    """Drop the blobs of layers that are gone and downloads no pull claims (image store lock
+    held); returns the bytes freed."""
     records = (engine.layers.get(chain) for chain in engine.layers.chain_ids())
-    return layer_blobs(engine).collect({record.diff_id for record in records if record is not None})
+    freed = layer_blobs(engine).collect({record.diff_id for record in records if record is not None})
+    return freed + blob_downloads(engine).collect()
 
 
 def config_diff_ids(config: bytes) -> list[str]:

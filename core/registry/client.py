@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -283,11 +285,24 @@ class RegistryClient:
         return b"".join(chunks)
 
     def download_blob(
-        self, repository: str, descriptor: Descriptor, destination: Path, *, progress: ProgressCallback
+        self,
+        repository: str,
+        descriptor: Descriptor,
+        destination: Path,
+        *,
+        progress: ProgressCallback,
+        resume: bool = False,
     ) -> None:
-        """Stream a blob into `destination`, resuming after interruptions, checked against its descriptor."""
-        with destination.open("wb") as out:
-            written = 0
+        """Stream a blob into `destination`, resuming after interruptions, checked against its descriptor.
+
+        With `resume`, the bytes already in `destination` (left by a killed pull) are hashed and
+        kept: a complete blob is only verified, a partial one continues with an HTTP range, and if
+        what was there turns out wrong the blob is downloaded again from the start. The file is
+        flushed to disk before this returns, so it is safe to rename into the store.
+        """
+        with destination.open("r+b" if resume and destination.exists() else "w+b") as out:
+            hasher, written = _hash_existing(out, descriptor)
+            kept = written
 
             def write(chunk: bytes) -> None:
                 nonlocal written
@@ -301,7 +316,15 @@ class RegistryClient:
                 out.truncate()
                 written = 0
 
-            self._fetch(repository, descriptor, write, restart=restart)
+            try:
+                self._fetch(repository, descriptor, write, restart=restart, hasher=hasher, received=written)
+            except ContentError:
+                if not kept:
+                    raise
+                restart()
+                self._fetch(repository, descriptor, write, restart=restart)
+            out.flush()
+            os.fsync(out.fileno())
 
     def _fetch(
         self,
@@ -310,13 +333,15 @@ class RegistryClient:
         sink: Callable[[bytes], None],
         *,
         restart: Callable[[], None],
+        hasher: hashlib._Hash | None = None,
+        received: int = 0,
     ) -> None:
+        """Fetch a blob into `sink`, continuing after `received` bytes already fed to `hasher`."""
         url = f"{self.base}{repository}/blobs/{descriptor.digest}"
         pull = frozenset({f"repository:{repository}:pull"})
-        hasher = _checked_digest(descriptor.digest)
-        received = 0
+        hasher = hasher or _checked_digest(descriptor.digest)
         failures = 0
-        while True:
+        while received < descriptor.size or not received:
             headers = {"Range": f"bytes={received}-"} if received else None
             before = received
             try:
@@ -521,6 +546,21 @@ def _status_error(method: str, url: str, response: httpx.Response) -> RegistryEr
 
 def _push_scope(repository: str) -> frozenset[str]:
     return frozenset({f"repository:{repository}:pull,push"})
+
+
+def _hash_existing(out: BinaryIO, descriptor: Descriptor) -> tuple[hashlib._Hash, int]:
+    """Hash what an open download file already holds; one longer than the blob is emptied."""
+    hasher = _checked_digest(descriptor.digest)
+    out.seek(0)
+    received = 0
+    while chunk := out.read(_CHUNK):
+        hasher.update(chunk)
+        received += len(chunk)
+    if received > descriptor.size:
+        out.seek(0)
+        out.truncate()
+        return _checked_digest(descriptor.digest), 0
+    return hasher, received
 
 
 def _resumes_at(response: httpx.Response, offset: int) -> bool:

@@ -8,10 +8,13 @@ The order of a pull, and what each step checks:
    media type.
 2. The config: digest and size against the manifest, capped in size; it must list as many diff_ids
    as the manifest has layers, and match `--platform` when one was asked for.
-3. The layers: downloaded in parallel (three at a time, as Docker) into scratch space, each checked
-   against its digest and size, resumed with HTTP ranges when a connection breaks. As soon as the
-   next layer in order is complete it is applied by the storage driver straight from that file,
-   decompressed on the fly, and must expand to its diff_id; meanwhile later layers keep downloading.
+3. The layers: downloaded in parallel (three at a time, as Docker) into the layer blob store's
+   download area (blob_downloads.py), each checked against its digest and size, resumed with HTTP
+   ranges when a connection breaks, and flushed to disk. A pull killed on the way leaves its
+   downloads there: the next pull reuses the complete ones and continues the partial one. As soon
+   as the next layer in order is complete it is applied by the storage driver straight from that
+   file, decompressed on the fly, and must expand to its diff_id; meanwhile later layers keep
+   downloading.
 4. The commit, under the image store's lock (image_assembly.py): blobs kept for push and save, the
    manifest stored, the image recorded, tagged and given its repository digest.
 
@@ -34,7 +37,13 @@ from dockyard.core import log
 from dockyard.core.digests import digest_hex, sha256_digest
 from dockyard.core.engine import Engine
 from dockyard.core.errors import ContentError, NotFoundError, RegistryError
-from dockyard.core.image_assembly import ImageAssembler, LayerSource, config_diff_ids, discard_unused_layers
+from dockyard.core.image_assembly import (
+    ImageAssembler,
+    LayerSource,
+    blob_downloads,
+    config_diff_ids,
+    discard_unused_layers,
+)
 from dockyard.core.images import Image
 from dockyard.core.layer_blobs import LayerBlob
 from dockyard.core.platforms import host_architecture, host_os
@@ -55,7 +64,6 @@ from dockyard.core.registry.media import (
     select_platform,
 )
 from dockyard.core.registry.progress import Progress
-from dockyard.core.store import scratch_dir
 
 __all__ = ["MAX_CONCURRENT_DOWNLOADS", "PullResult", "Puller", "ensure_image", "pull_image"]
 
@@ -153,9 +161,9 @@ class Puller:
         except NotFoundError:
             existed = False
         try:
-            with ExitStack() as hold, scratch_dir(engine.scratch_parent) as scratch:
+            with ExitStack() as hold:
                 assembler = ImageAssembler(engine, hold=hold)
-                self._layers(client, target, resolved, assembler, scratch)
+                self._layers(client, target, resolved, assembler, hold)
                 result = assembler.commit(
                     config=resolved.config,
                     manifest=resolved.manifest.data,
@@ -242,7 +250,7 @@ class Puller:
         target: Target,
         resolved: _Resolved,
         assembler: ImageAssembler,
-        scratch: Path,
+        hold: ExitStack,
     ) -> None:
         diff_ids = config_diff_ids(resolved.config)
         progress = self._progress
@@ -253,22 +261,31 @@ class Puller:
             stored = assembler.stored_blob(diff_ids, index)
             layers.append((descriptor, blob, LayerSource(stored) if stored else None))
             progress.status(_short(blob.digest), "Already exists" if stored else "Pulling fs layer")
+        downloads = blob_downloads(self._engine)
+        # Claimed in sorted order, so two pulls waiting for each other's blobs cannot deadlock.
+        wanted = sorted({blob.digest for _, blob, source in layers if source is None})
+        destinations = {digest: downloads.claim(digest, hold=hold) for digest in wanted}
         stop = threading.Event()
-        downloads: dict[str, Future[Path]] = {}
+        fetched: dict[str, Future[Path]] = {}
         with ThreadPoolExecutor(MAX_CONCURRENT_DOWNLOADS, thread_name_prefix="pull") as pool:
             try:
                 for descriptor, blob, source in layers:
-                    if source is None and blob.digest not in downloads:
-                        if len(downloads) >= MAX_CONCURRENT_DOWNLOADS:
+                    if source is None and blob.digest not in fetched:
+                        if len(fetched) >= MAX_CONCURRENT_DOWNLOADS:
                             progress.status(_short(blob.digest), "Waiting")
-                        downloads[blob.digest] = pool.submit(
-                            self._download, client, target.repository, descriptor, scratch, stop
+                        fetched[blob.digest] = pool.submit(
+                            self._download,
+                            client,
+                            target.repository,
+                            descriptor,
+                            destinations[blob.digest],
+                            stop,
                         )
                 for _, blob, source in layers:
                     if source is not None:
                         assembler.add_layer(source)
                         continue
-                    staged = downloads[blob.digest].result()
+                    staged = fetched[blob.digest].result()
                     ident = _short(blob.digest)
 
                     def extracting(done: int, ident: str = ident, total: int = blob.size) -> None:
@@ -286,19 +303,19 @@ class Puller:
         client: RegistryClient,
         repository: str,
         descriptor: Descriptor,
-        scratch: Path,
+        destination: Path,
         stop: threading.Event,
     ) -> Path:
+        """Download (or finish downloading, after a killed pull) one claimed blob into `destination`."""
         ident = _short(descriptor.digest)
         progress = self._progress
-        destination = scratch / digest_hex(descriptor.digest)
 
         def downloading(done: int) -> None:
             if stop.is_set():
                 raise _Cancelled()
             progress.bar(ident, "Downloading", done, descriptor.size)
 
-        client.download_blob(repository, descriptor, destination, progress=downloading)
+        client.download_blob(repository, descriptor, destination, progress=downloading, resume=True)
         progress.status(ident, "Verifying Checksum")
         progress.status(ident, "Download complete")
         return destination

@@ -347,6 +347,7 @@ class Proxy:
     then drops the connection; later requests (ranged or not) are passed through.
     `slow_blob`: blob bodies are sent in small chunks with a pause, so a test can kill a pull
     mid-download; `started` is set when the first blob body starts to flow.
+    `blob_gets` records every blob GET as (digest, Range header or None).
     """
 
     def __init__(self, upstream: str, *, cut_first_blob: bool = False, slow_blob: bool = False) -> None:
@@ -354,6 +355,7 @@ class Proxy:
         self.cut_first_blob = cut_first_blob
         self.slow_blob = slow_blob
         self.ranges: list[str] = []
+        self.blob_gets: list[tuple[str, str | None]] = []
         self.cuts = 0
         self.started = threading.Event()
         self._lock = threading.Lock()
@@ -387,6 +389,8 @@ class Proxy:
                 }
                 if "Range" in self.headers:
                     proxy.ranges.append(self.headers["Range"])
+                if method == "GET" and "/blobs/sha" in self.path:
+                    proxy.blob_gets.append((self.path.rpartition("/")[2], self.headers.get("Range")))
                 url = f"http://{proxy.upstream}{self.path}"
                 with httpx.Client() as client, client.stream(method, url, headers=headers) as response:
                     self.send_response(response.status_code)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.core.digests import digest_hex
+
 from tests.conftest import Dockyard
 from tests.integration.registry.support import (
     Proxy,
@@ -32,14 +34,24 @@ from tests.integration.registry.support import (
 
 
 def _assert_nothing_left(dockyard: Dockyard) -> None:
-    """No image, no layer (record or driver layer), no kept blob, no scratch space."""
+    """No image, no layer (record or driver layer), no kept or downloaded blob, no scratch space."""
     assert dockyard("images", "-qa").stdout == ""
     status = dict(json.loads(dockyard("info", "--format", "{{json .DriverStatus}}").stdout))
     assert status["Layers"] == "0", status
     assert list(dockyard.root.glob("image-store/*/layers/*.json")) == []
     assert list(dockyard.root.glob("image-store/*/layer-blobs/sha256/*")) == []
+    assert _downloads(dockyard) == {}
     scratch = dockyard.root / "tmp"
     assert not scratch.exists() or [p for p in scratch.iterdir() if p.is_dir()] == []
+
+
+def _downloads(dockyard: Dockyard) -> dict[str, int]:
+    """The pull download area: digest hex -> bytes downloaded (claim locks left out)."""
+    return {
+        path.name: path.stat().st_size
+        for path in dockyard.root.glob("image-store/*/layer-blobs/downloads/*")
+        if not path.name.endswith(".lock")
+    }
 
 
 @pytest.fixture
@@ -86,12 +98,13 @@ def test_a_connection_cut_mid_layer_resumes_with_a_range(
 
 
 @pytest.mark.slow
-def test_a_killed_pull_leaves_a_store_the_next_pull_completes(
+def test_a_killed_pull_leaves_a_store_the_next_pull_completes_without_downloading_again(
     dockyard: Dockyard, registry: Registry, proxy_factory: Callable[..., Proxy]
 ) -> None:
     first = layer_tar({"first": os.urandom(200_000)})
     second = layer_tar({"second": os.urandom(4 << 20)})
     image_id, _, _ = RegistryApi(registry.host).push_image("killed/app", "1", [first, second])
+    first_blob, second_blob = (digest_of(gzip.compress(layer, mtime=0)) for layer in (first, second))
     proxy = proxy_factory(slow_blob=True)
     name = f"{proxy.host}/killed/app:1"
     process = subprocess.Popen(
@@ -107,18 +120,23 @@ def test_a_killed_pull_leaves_a_store_the_next_pull_completes(
         seen.append(line)
         if line.endswith(": Pull complete\n"):
             break
-    time.sleep(0.2)
+    time.sleep(0.3)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert any("Pull complete" in line for line in seen), seen
     assert dockyard("images", "-q").stdout == ""
-    scratch = dockyard.root / "tmp"
-    assert [p for p in scratch.iterdir() if p.is_dir()], "the killed pull should have left scratch space"
+    left = _downloads(dockyard)
+    assert left[digest_hex(first_blob)] == len(gzip.compress(first, mtime=0))
+    partial = left[digest_hex(second_blob)]
+    assert 0 < partial < len(gzip.compress(second, mtime=0))
 
     proxy.slow_blob = False
+    proxy.blob_gets.clear()
     dockyard("pull", name)
     assert dockyard("inspect", "--format", "{{.Id}}", name).stdout.strip() == image_id
-    assert [p for p in scratch.iterdir() if p.is_dir()] == []
+    gets = [(digest, ranges) for digest, ranges in proxy.blob_gets if digest != image_id]
+    assert gets == [(second_blob, f"bytes={partial}-")], "only the rest of the partial blob is fetched"
+    assert _downloads(dockyard) == {}
     dockyard("rmi", name)
     _assert_nothing_left(dockyard)
 
