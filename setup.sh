@@ -17,6 +17,7 @@ SYSTEM_PACKAGES=(
     runc tini catatonit golang-github-containers-common
     docker-registry skopeo umoci podman docker.io
     debootstrap hyperfine
+    passt slirp4netns iperf3
 )
 VENV=.venv
 # Debian's interpreter, not whatever `python3` resolves to on PATH (pyenv shims, ...): btrfsutil is

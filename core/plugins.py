@@ -14,7 +14,7 @@ import pluggy
 
 from dockyard.core import hookspecs
 from dockyard.core.drivers import DriverRegistry
-from dockyard.core.entrypoints import PLUGIN_GROUP, autoload_enabled
+from dockyard.core.entrypoints import PLUGIN_GROUP, autoload_enabled, entry_points
 from dockyard.core.log import get_logger
 
 if TYPE_CHECKING:
@@ -127,19 +127,13 @@ def load_plugins(*, builtin: tuple[str, ...] | None = None, autoload: bool | Non
 
 
 def _load_entry_points(manager: pluggy.PluginManager, hooks: Hooks) -> None:
-    from importlib.metadata import entry_points
-
-    for entry_point in entry_points(group=PLUGIN_GROUP):
+    for entry_point in entry_points(PLUGIN_GROUP):
         if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
             continue
         plugin = entry_point.load()
         manager.register(plugin, name=entry_point.name)
-        dist = entry_point.dist
+        dist_name, dist_version = entry_point.distribution()
         hooks.plugins.append(
-            PluginInfo(
-                entry_point.name,
-                f"{dist.name if dist else '?'} ({entry_point.value})",
-                dist.version if dist else "",
-            )
+            PluginInfo(entry_point.name, f"{dist_name or '?'} ({entry_point.value})", dist_version)
         )
         log.debug("plugin loaded", plugin=entry_point.name, value=entry_point.value)

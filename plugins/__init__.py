@@ -14,5 +14,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dockyard.plugins.network.none",
     "dockyard.plugins.network.host",
     "dockyard.plugins.network.bridge",
+    "dockyard.plugins.network.pasta",
+    "dockyard.plugins.network.slirp4netns",
     "dockyard.plugins.events",
 )

@@ -111,13 +111,11 @@ def _import_string(target: str) -> Any:
 
 
 def _plugin_commands() -> dict[str, str]:
-    from dockyard.core.entrypoints import COMMAND_GROUP, autoload_enabled
+    from dockyard.core.entrypoints import COMMAND_GROUP, autoload_enabled, entry_points
 
     if not autoload_enabled():
         return {}
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep.value for ep in entry_points(group=COMMAND_GROUP)}
+    return {ep.name: ep.value for ep in entry_points(COMMAND_GROUP)}
 
 
 class LazyGroup(click.Group):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["create_named", "entered", "remove_named"]
+_T = TypeVar("_T")
+
+__all__ = ["call_inside", "create_named", "entered", "remove_named"]
 
 
 @contextmanager
@@ -71,6 +74,39 @@ def entered(path: Path) -> Iterator[None]:
         finally:
             os.close(fd)
         yield
+
+
+def call_inside(path: Path, function: Callable[[], _T]) -> _T:
+    """Call `function` inside the namespace pinned on `path`, on a thread of its own that ends there.
+
+    Unlike `entered`, nothing has to return to the caller's namespace, which a process inside a
+    user namespace may not be allowed to re-enter when the host owns it (setns needs
+    CAP_SYS_ADMIN over the target's owner): the rootless case.
+    """
+    import threading
+
+    from dockyard.core.linux.namespaces import CLONE_FLAGS, setns
+
+    outcome: list[_T] = []
+    failure: list[BaseException] = []
+
+    def inside() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(fd, CLONE_FLAGS["network"])
+            finally:
+                os.close(fd)
+            outcome.append(function())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, re-raised there
+            failure.append(exc)
+
+    thread = threading.Thread(target=inside, name=f"netns {path.name}")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def remove_named(path: Path) -> None:
