@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -202,3 +203,35 @@ def test_commit_on_every_storage_driver(
     cli("--storage-driver", driver, "rm", "work")
     cli("--storage-driver", driver, "rmi", "saved", "busybox")
     assert cli("images", "-aq").stdout == ""
+
+
+def test_the_draft_api_builds_step_images(dockyard: Dockyard, make_tar: Any) -> None:
+    """What the builder does: FROM scratch, COPY (a tar), a metadata step, one image per step."""
+    from dockyard.core.config import load_settings
+    from dockyard.core.engine import Engine
+    from dockyard.core.image_draft import ImageDraft
+
+    settings = {"root": str(dockyard.root), "runroot": str(dockyard.runroot), "storage_driver": "vfs"}
+    engine = Engine(load_settings(settings, environ=dockyard.env), plugin_autoload=False)
+    with ImageDraft.from_scratch(engine) as draft, make_tar({"hello": b"hi\n"}).open("rb") as tar:
+        added = draft.add_layer_from_tar(tar, created_by="/bin/sh -c #(nop) COPY file:x in / ")
+        assert not added.empty and added.diff_id == draft.diff_ids[0]
+        first = draft.commit()
+        draft.apply_changes(['CMD ["/hello"]'])
+        draft.add_history(created_by='/bin/sh -c #(nop)  CMD ["/hello"]')
+        nothing = draft.add_layer_from_tar(io.BytesIO(bytes(1024)), created_by="/bin/sh -c true")
+        assert nothing.empty and len(draft.diff_ids) == 1
+        second = draft.commit(tags=["hello:step"])
+    assert dockyard("images", "-q").stdout.split() == [second[7:19]], "the first step stays untagged"
+    assert dockyard("images", "-aq").stdout.split() == [second[7:19], first[7:19]]
+    rows = _history(dockyard, "hello:step")
+    assert [row[1] for row in rows] == [
+        "/bin/sh -c true",
+        '/bin/sh -c #(nop)  CMD ["/hello"]',
+        "/bin/sh -c #(nop) COPY file:x in / ",
+    ]
+    assert [row[0] for row in rows] == [second, first, "<missing>"], "one id per step image, as Docker"
+    assert [row[2] for row in rows] == ["0B", "0B", "3B"]
+    inspected = _inspect(dockyard, "hello:step")
+    assert inspected["Parent"] == first and inspected["Config"]["Cmd"] == ["/hello"]
+    assert dockyard("save", "hello:step", "-o", str(dockyard.root.parent / "hello.tar")).returncode == 0
