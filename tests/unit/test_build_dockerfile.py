@@ -329,7 +329,8 @@ def test_stages_global_args_and_targets() -> None:
     assert build.from_ == From(
         keyword="FROM", line=2, end_line=2,
         original="FROM --platform=$BUILDPLATFORM busybox:$VERSION AS Build",
-        flags=("--platform=$BUILDPLATFORM",), image="busybox:$VERSION", name="build", platform="$BUILDPLATFORM",
+        flags=("--platform=$BUILDPLATFORM",), image="busybox:$VERSION", name="build",
+        platform="$BUILDPLATFORM",
     )  # fmt: skip
     assert build.name == "build" and len(build.instructions) == 1
     assert final.name is None and final.index == 1 and len(final.instructions) == 2
