@@ -133,8 +133,7 @@ def build_filter(profile: Profile) -> LoadableFilter:
     same argument are alternatives, each its own rule; conditions on different arguments must
     all hold. No-new-privileges is the caller's decision, not the filter's.
     """
-    import pyseccomp
-
+    pyseccomp = _import_pyseccomp()
     default = _scmp_action(pyseccomp, profile.default_action, profile.default_errno_ret)
     compiled = pyseccomp.SyscallFilter(default)
     compiled.set_attr(pyseccomp.Attr.CTL_NNP, 0)
@@ -160,6 +159,41 @@ def build_filter(profile: Profile) -> LoadableFilter:
                 compiled.add_rule(action, number, *group)
     loadable: LoadableFilter = compiled
     return loadable
+
+
+# What pyseccomp asks ctypes.util.find_library for, by the sonames the dynamic loader knows.
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
+def _import_pyseccomp() -> Any:
+    """pyseccomp, imported without the two `ldconfig -p` runs its find_library calls cost
+    (about 10 ms on every container start): while it loads, a library the loader opens by its
+    soname is named by that soname; anything else is still looked up the standard way."""
+    import sys
+
+    if "pyseccomp" in sys.modules:
+        return sys.modules["pyseccomp"]
+    import ctypes
+    import ctypes.util
+
+    standard = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        soname = _SONAMES.get(name)
+        if soname is not None:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return standard(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import pyseccomp
+    finally:
+        ctypes.util.find_library = standard
+    return pyseccomp
 
 
 def _rule(entry: dict[str, Any]) -> SyscallRule:
