@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.core.errors import AmbiguousIdError, ConflictError, NotFoundError, UsageError
-from dockyard.core.procs import alive
+from dockyard.core.procs import alive, start_time
 from dockyard.core.store import TEMP_PREFIX, file_lock, read_json, write_json
 
-__all__ = ["ACTIVE_STATUSES", "Container", "ContainerStore", "ensure_name_free", "valid_name"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "Container",
+    "ContainerStore",
+    "ensure_name_free",
+    "running_state",
+    "valid_name",
+]
 
 ACTIVE_STATUSES = ("running", "paused", "restarting")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -214,3 +221,18 @@ def ensure_name_free(store: ContainerStore, name: str) -> None:
                 f'"{container.id}". You have to remove (or rename) that container to be able to '
                 "reuse that name."
             )
+
+
+def running_state(pid: int) -> dict[str, Any]:
+    """The state of a container whose first process `pid` has just started."""
+    from dockyard.core.timestamps import now_rfc3339
+
+    return {
+        "Status": "running",
+        "Pid": pid,
+        "PidStart": start_time(pid),
+        "StartedAt": now_rfc3339(),
+        "ExitCode": 0,
+        "Error": "",
+        "StopRequested": False,
+    }

@@ -12,13 +12,11 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from dockyard.core.containers import ACTIVE_STATUSES, Container, ensure_name_free, valid_name
+from dockyard.core.containers import ACTIVE_STATUSES, Container, ensure_name_free, running_state, valid_name
 from dockyard.core.drivers import DriverKind
 from dockyard.core.engine import Engine
 from dockyard.core.errors import ConflictError, DockyardError, NotFoundError, UsageError
@@ -233,12 +231,14 @@ def _wait_for_monitor(container: Container, *, timeout: float = 30.0) -> None:
 
 
 def start_container(engine: Engine, container: Container, *, attach: bool, stdin: bool = False) -> None:
-    """Hand the container to a new monitor.
+    """Start the container and hand it to a new monitor.
 
-    The monitor is spawned first, so its interpreter starts while this process mounts the root
-    filesystem, attaches the network and writes the spec; it starts the container when a client
-    says hello. With `attach` the caller's attach session is that client; otherwise a bare hello
-    is sent here. If the preparation fails the monitor is killed before it does anything.
+    This process mounts the root filesystem, attaches the network and writes the spec; a child
+    of it starts the container and becomes the monitor (core/monitor_launch.py). The monitor
+    relays nothing until a client says hello: with `attach` the caller's attach session is that
+    client; otherwise a bare hello is sent here, after plugins heard that the container started.
+    A failed start is recorded as Docker does (exited, its error and exit code; removed with
+    `--rm`) and raised.
     """
     if container.running:
         return
@@ -262,29 +262,40 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
     }
     container.path("monitor.json").write_text(json.dumps(params))
     engine.containers.update_state(container, Status="created", StopRequested=False, Error="", MonitorPid=0)
-    from dockyard.core import monitor
-    from dockyard.core.linux.process import set_child_subreaper
+    prepare(engine, container)
+    from dockyard.core.monitor_launch import spawn_monitor
+    from dockyard.core.procs import start_time
 
-    with container.path("monitor.log").open("ab") as monitor_log:
-        process = subprocess.Popen(
-            [sys.executable, "-S", "-I", str(Path(monitor.__file__)), str(container.directory)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=monitor_log,
-            close_fds=True,
-            start_new_session=True,
-            preexec_fn=set_child_subreaper,  # kept across exec: the monitor reaps the container
-        )
     try:
-        prepare(engine, container)
-    except BaseException:
-        process.kill()
-        process.wait()
+        monitor_pid, pid = spawn_monitor(engine, container, tty=params["tty"], stdin=params["stdin"])
+    except DockyardError as exc:
+        _failed_start(engine, container, exc)
         raise
+    engine.containers.update_state(
+        container, **running_state(pid), MonitorPid=monitor_pid, MonitorStart=start_time(monitor_pid)
+    )
+    engine.hooks.container_started(container_id=container.id, pid=pid)
     if not attach:
         from dockyard.core.attach import say_hello
 
         say_hello(attach_socket)
+
+
+def _failed_start(engine: Engine, container: Container, error: DockyardError) -> None:
+    """Record a start that failed (the start itself was undone), tell plugins, honour `--rm`."""
+    engine.containers.update_state(
+        container,
+        Status="exited",
+        ExitCode=error.exit_code,
+        Error=str(error),
+        Pid=0,
+        FinishedAt=now_rfc3339(),
+    )
+    fresh = engine.containers.load(container.id)
+    release(engine, fresh)
+    engine.hooks.container_stopped(container_id=container.id, exit_code=error.exit_code)
+    if fresh.config["HostConfig"].get("AutoRemove"):
+        remove_stopped(engine, fresh, volumes=True)
 
 
 def wait_for_start(engine: Engine, container: Container, *, timeout: float = 60.0) -> Container:

@@ -192,23 +192,18 @@ class Monitor:
 
     def _stdio(self) -> tuple[int, int, int]:
         """Make the container's descriptors; keep our ends for relaying."""
-        if self.tty:
-            master, slave = os.openpty()
-            os.set_blocking(master, False)
-            self.outputs = {master: "stdout"}
-            self.stdin_w = master if self.params["stdin"] else None
-            return slave, slave, slave
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
-        self.outputs = {out_r: "stdout", err_r: "stderr"}
-        if self.params["stdin"]:
-            in_r, in_w = os.pipe2(os.O_CLOEXEC)
-            self.stdin_w = in_w
-        else:
-            in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        return in_r, out_w, err_w
+        stdio, self.outputs, self.stdin_w = container_stdio(tty=self.tty, stdin=bool(self.params["stdin"]))
+        return stdio
+
+    def adopt(self, started: dict[str, object]) -> dict[str, object]:
+        """Take over a container the process started before it exec'd this monitor: its pid and
+        our ends of its stdio, as `container_stdio` made them (see core/monitor_launch.py)."""
+        outputs = started["outputs"]
+        assert isinstance(outputs, dict)
+        self.outputs = {int(fd): str(stream) for fd, stream in outputs.items()}
+        stdin_w = started.get("stdin")
+        self.stdin_w = int(str(stdin_w)) if stdin_w is not None else None
+        return {"pid": started["pid"]}
 
     # children
 
@@ -440,14 +435,18 @@ class Monitor:
             return maximum == 0 or restarts < maximum
         return False
 
-    def run(self) -> int:
-        """Start the container (again, as its restart policy says) until it is done."""
+    def run(self, started: dict[str, object] | None = None) -> int:
+        """Start the container (again, as its restart policy says) until it is done; `started`
+        describes a first process already running (see `adopt`)."""
         self.state.update(MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()))
-        self._wait_for_first_client()  # the CLI says hello once the root filesystem is ready
+        self._wait_for_first_client()  # output waits in the pipes until the CLI says hello
         restarts = 0
         while True:
             self.exit_code = None
-            report = self._run_child("start", self._stdio())
+            if started is not None:
+                report, started = self.adopt(started), None
+            else:
+                report = self._run_child("start", self._stdio())
             if "error" in report:
                 code = int(str(report.get("exit_code") or 125))
                 self.state.update(
@@ -514,17 +513,38 @@ class Monitor:
             os.unlink(self.params["attach_socket"])
 
 
+def container_stdio(*, tty: bool, stdin: bool) -> tuple[tuple[int, int, int], dict[int, str], int | None]:
+    """The container's stdin, stdout and stderr, and the monitor's ends: the output descriptors
+    (non-blocking, each with its stream name) and the input one (None without `stdin`)."""
+    if tty:
+        master, slave = os.openpty()
+        os.set_blocking(master, False)
+        return (slave, slave, slave), {master: "stdout"}, master if stdin else None
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    os.set_blocking(out_r, False)
+    os.set_blocking(err_r, False)
+    stdin_w = None
+    if stdin:
+        in_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    else:
+        in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return (in_r, out_w, err_w), {out_r: "stdout", err_r: "stderr"}, stdin_w
+
+
 def main() -> None:
-    """Entry point: detach from the caller's session and run the container.
+    """Entry point: `monitor.py CONTAINER_DIR [STARTED]`; detach from the caller's session and
+    run the container. STARTED (JSON, see `Monitor.adopt`) names a first process already running.
 
     The caller made this process a child subreaper before exec (the flag survives execve), so
     the monitor needs no ctypes of its own: one module less in every monitor's memory.
     """
     directory = sys.argv[1]
+    started = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None
     if os.getsid(0) != os.getpid():
         os.setsid()
     monitor = Monitor(directory)
-    sys.exit(0 if monitor.run() == 0 else 1)
+    sys.exit(0 if monitor.run(started) == 0 else 1)
 
 
 if __name__ == "__main__":

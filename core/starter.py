@@ -89,9 +89,7 @@ def _start(directory: str, stdio: tuple[int, int, int]) -> tuple[str, int]:
     """Start the container's first process; (container id, pid)."""
     from pathlib import Path
 
-    from dockyard.core.containers import ContainerStore
-    from dockyard.core.procs import start_time
-    from dockyard.core.timestamps import now_rfc3339
+    from dockyard.core.containers import ContainerStore, running_state
     from dockyard.plugins import BUILTIN_PLUGINS
 
     with open(os.path.join(directory, "config.json"), "rb") as handle:
@@ -113,16 +111,7 @@ def _start(directory: str, stdio: tuple[int, int, int]) -> tuple[str, int]:
         store = engine.containers
         _become_subreaper()
         pid = launch(engine, container, stdio=stdio)
-    store.update_state(
-        container,
-        Status="running",
-        Pid=pid,
-        PidStart=start_time(pid),
-        StartedAt=now_rfc3339(),
-        ExitCode=0,
-        Error="",
-        StopRequested=False,
-    )
+    store.update_state(container, **running_state(pid))
     return container.id, pid
 
 
