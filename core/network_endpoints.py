@@ -89,8 +89,8 @@ def endpoints_of(container: Container) -> dict[str, dict[str, Any]]:
     """The container's networks in attach order; a container from before `Networks` existed is
     on its driver's built-in network."""
     names = container.config.get("Dockyard", {})
-    if "Networks" in names:
-        return dict(names["Networks"])
+    if "Networks" in names:  # records are stored with sorted keys: "Index" keeps attach order
+        return dict(sorted(names["Networks"].items(), key=lambda item: int(item[1].get("Index", 0))))
     driver = names.get("NetworkDriver", "")
     if not driver:
         return {}

@@ -200,6 +200,7 @@ def connect(engine: Engine, text: str, container: Container, *, aliases: list[st
     if record["Name"] in endpoints:
         raise ConflictError(f"endpoint with name {container.name} already exists in network {record['Name']}")
     endpoints[record["Name"]] = {
+        "Index": 1 + max((int(endpoint.get("Index", 0)) for endpoint in endpoints.values()), default=-1),
         "Driver": record["Driver"],
         "NetworkID": record["Id"],
         "Aliases": list(aliases),
