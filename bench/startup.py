@@ -137,12 +137,14 @@ def _docker_answers(binary: str, host_args: list[str]) -> bool:
 
 
 @contextlib.contextmanager
-def docker_engine(work: Path) -> Iterator[Engine]:
+def docker_engine(work: Path, *, bridge_ip: str = "") -> Iterator[Engine]:
     """docker talking to a running dockerd, else to a private one started and stopped here.
 
     The private daemon gets its own data root, exec root, pid file and socket, no bridge and no
-    iptables rules, so it touches nothing outside the temporary directory. The default ulimits are
-    ones root can grant here (it lacks CAP_SYS_RESOURCE, so raising limits would fail).
+    iptables rules, so it touches nothing outside the temporary directory; with `bridge_ip`
+    (CIDR) it gets its default bridge docker0 on that address, still without iptables rules.
+    The default ulimits are ones root can grant here (it lacks CAP_SYS_RESOURCE, so raising
+    limits would fail).
     """
     binary = shutil.which("docker")
     if binary is None:
@@ -159,7 +161,8 @@ def docker_engine(work: Path) -> Iterator[Engine]:
     host_args = ["--host", f"unix://{home / 'docker.sock'}"]
     argv = [
         dockerd, *host_args, "--data-root", str(home / "data"), "--exec-root", str(home / "exec"),
-        "--pidfile", str(home / "docker.pid"), "--bridge", "none", "--iptables=false",
+        "--pidfile", str(home / "docker.pid"),
+        *(["--bip", bridge_ip] if bridge_ip else ["--bridge", "none"]), "--iptables=false",
         "--ip6tables=false", "--default-ulimit", "nofile=4096:4096",
         "--default-ulimit", "nproc=4096:4096",
     ]
