@@ -139,8 +139,22 @@ class ImageStore:
             raise StoreError(f"blob {digest} is corrupt on disk")
         return data
 
-    def _remove_blob(self, digest: str) -> None:
-        (self._blobs / digest_hex(digest)).unlink(missing_ok=True)
+    def _collect_blobs(self) -> None:
+        """Remove every blob no image record names as its config or manifest (lock held).
+
+        Blobs are written under the lock right before the record that names them, so what this
+        finds is what removed images and killed commands left behind.
+        """
+        keep: set[str] = set()
+        for image_id in self.ids():
+            keep.add(digest_hex(image_id))
+            manifest = read_json(self._records / f"{digest_hex(image_id)}.json", default={}).get("manifest")
+            if manifest:
+                keep.add(digest_hex(manifest))
+        if self._blobs.is_dir():
+            for entry in self._blobs.iterdir():
+                if entry.name not in keep:
+                    entry.unlink(missing_ok=True)
 
     # references
 
@@ -283,7 +297,7 @@ class ImageStore:
         return image_id
 
     def delete(self, image_id: str) -> None:
-        """Delete an image's record, config and every reference to it (lock held)."""
+        """Delete an image's record, its config and manifest, and every reference to it (lock held)."""
         references = self._read_references()
         for table in (references["tags"], references["digests"]):
             for ref in [ref for ref, target in table.items() if target == image_id]:
@@ -291,7 +305,7 @@ class ImageStore:
                 references["tagged_at"].pop(ref, None)
         self._write_references(references)
         (self._records / f"{digest_hex(image_id)}.json").unlink(missing_ok=True)
-        self._remove_blob(image_id)
+        self._collect_blobs()
 
     def used_layers(self) -> set[str]:
         """Chain ids of every layer some image still uses."""

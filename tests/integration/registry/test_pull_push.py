@@ -109,7 +109,7 @@ def test_plain_progress_quiet_digest_and_all_tags(
     tags = dockyard("images", "--format", "{{.Tag}}", f"{registry.host}/alltags/repo").stdout.split()
     assert sorted(tags) == ["a", "b"]
     refused = dockyard("pull", "-a", f"{registry.host}/alltags/repo:a", check=False)
-    assert refused.returncode == 125 and refused.stderr == "Error: tag can't be used with --all-tags/-a\n"
+    assert refused.returncode == 1 and refused.stderr == "Error: tag can't be used with --all-tags/-a\n"
 
 
 def test_terminal_progress_redraws_lines_in_place(
@@ -253,7 +253,7 @@ def test_platform_is_chosen_from_an_index(dockyard: Dockyard, registry: Registry
     dockyard("pull", "--platform", "linux/arm64", name)
     assert _image_id(dockyard, name) == arm64
     missing = dockyard("pull", "--platform", "linux/s390x", name, check=False)
-    assert missing.returncode == 125
+    assert missing.returncode == 1
     assert missing.stderr == "Error: no matching manifest for linux/s390x in the manifest list entries\n"
     wrong = dockyard("pull", "--platform", "linux/arm64", f"{name}:amd64", check=False)
     assert "does not match the specified platform: wanted linux/arm64, actual: linux/amd64" in wrong.stderr
@@ -276,13 +276,13 @@ def test_an_index_entry_that_lies_about_its_child_is_refused(dockyard: Dockyard,
     }
     api.put_manifest("lying/index", "type", index, OCI_INDEX)
     result = dockyard("pull", f"{registry.host}/lying/index:type", check=False)
-    assert result.returncode == 125
+    assert result.returncode == 1
     assert "manifest media type mismatch" in result.stderr and "Traceback" not in result.stderr
     index["manifests"][0]["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json"
     index["manifests"][0]["size"] = len(data) + 1
     api.put_manifest("lying/index", "size", index, OCI_INDEX)
     result = dockyard("pull", f"{registry.host}/lying/index:size", check=False)
-    assert result.returncode == 125 and "the index says" in result.stderr
+    assert result.returncode == 1 and "the index says" in result.stderr
 
 
 def test_layer_count_must_match_the_configs_diff_ids(dockyard: Dockyard, registry: Registry) -> None:
@@ -308,14 +308,14 @@ def test_layer_count_must_match_the_configs_diff_ids(dockyard: Dockyard, registr
     }
     api.put_manifest("counts/bad", "1", manifest, "application/vnd.docker.distribution.manifest.v2+json")
     result = dockyard("pull", f"{registry.host}/counts/bad:1", check=False)
-    assert result.returncode == 125
+    assert result.returncode == 1
     assert result.stderr == "Error: image config lists 2 layers but the manifest has 1\n"
 
 
 def test_missing_image_and_bad_push_are_one_line_errors(dockyard: Dockyard, registry: Registry) -> None:
     name = f"{registry.host}/nothing/here:1"
     result = dockyard("pull", name, check=False)
-    assert result.returncode == 125
+    assert result.returncode == 1
     assert result.stderr == f"Error: manifest for {name} not found: manifest unknown: manifest unknown\n"
     result = dockyard("push", name, check=False)
     assert (
@@ -323,8 +323,29 @@ def test_missing_image_and_bad_push_are_one_line_errors(dockyard: Dockyard, regi
         == f"Error: An image does not exist locally with the tag: {registry.host}/nothing/here\n"
     )
     down = dockyard("pull", "127.0.0.1:1/nothing:1", check=False)
-    assert down.returncode == 125 and down.stderr.startswith('Error: Get "http://127.0.0.1:1/v2/": ')
+    assert down.returncode == 1 and down.stderr.startswith('Error: Get "http://127.0.0.1:1/v2/": ')
     assert down.stderr.count("\n") == 1
+
+
+def test_image_pull_exits_1_like_docker(dockyard: Dockyard, registry: Registry) -> None:
+    result = dockyard("image", "pull", f"{registry.host}/nothing/here:2", check=False)
+    assert (result.returncode, result.stderr.count("\n")) == (1, 1)
+
+
+def test_rmi_leaves_no_manifest_or_config_blob_behind(dockyard: Dockyard, registry: Registry) -> None:
+    api = RegistryApi(registry.host)
+    kept_id, kept_manifest, _ = api.push_image("blobs/kept", "1", [layer_tar({"kept": b"k"})])
+    gone_id, gone_manifest, _ = api.push_image("blobs/gone", "1", [layer_tar({"gone": b"g"})])
+    dockyard("pull", f"{registry.host}/blobs/kept:1")
+    dockyard("pull", f"{registry.host}/blobs/gone:1")
+    stored = {path.name for path in dockyard.root.glob("image-store/*/blobs/sha256/*")}
+    expected = {digest[7:] for digest in (kept_id, kept_manifest, gone_id, gone_manifest)}
+    assert stored == expected
+    dockyard("rmi", f"{registry.host}/blobs/gone:1")
+    stored = {path.name for path in dockyard.root.glob("image-store/*/blobs/sha256/*")}
+    assert stored == {kept_id[7:], kept_manifest[7:]}
+    dockyard("rmi", f"{registry.host}/blobs/kept:1")
+    assert list(dockyard.root.glob("image-store/*/blobs/sha256/*")) == []
 
 
 def test_chunked_uploads_are_accepted(
