@@ -75,13 +75,13 @@ def test_basic_auth_login_push_pull_logout(
     dockyard("import", str(busybox_tar), name)
 
     denied = dockyard("push", name, check=False)
-    assert denied.returncode == 125
+    assert denied.returncode == 1
     assert denied.stderr.startswith(f'Error: Head "http://{host}/v2/private/busybox/blobs/sha256:')
     assert denied.stderr.endswith(": unauthorized: authentication required\n")
 
     wrong = dockyard("login", "-u", "alice", "--password-stdin", host, input=b"queen\n", check=False)
     assert (wrong.returncode, wrong.stderr) == (
-        125,
+        1,
         f'Error: Get "http://{host}/v2/": unauthorized: authentication required\n',
     )
     assert not _config_json(dockyard).exists()
@@ -103,7 +103,7 @@ def test_basic_auth_login_push_pull_logout(
     assert dockyard("logout", host).stdout == f"Not logged in to {host}\n"
     dockyard("rmi", name)
     pull = dockyard("pull", name, check=False)
-    assert pull.returncode == 125 and pull.stderr.count("\n") == 1
+    assert pull.returncode == 1 and pull.stderr.count("\n") == 1
     assert pull.stderr == (
         f'Error: Get "http://{host}/v2/private/busybox/manifests/1": unauthorized: authentication required\n'
     )
@@ -155,10 +155,10 @@ def test_token_auth_anonymous_pull_and_authenticated_push(
     name = f"{server.host}/team/busybox:1"
     dockyard("import", str(busybox_tar), name)
     denied = dockyard("push", name, check=False)
-    assert denied.returncode == 125 and "unauthorized" in denied.stderr and denied.stderr.count("\n") == 1
+    assert denied.returncode == 1 and "unauthorized" in denied.stderr and denied.stderr.count("\n") == 1
 
     wrong = dockyard("login", "-u", "bob", "--password-stdin", server.host, input=b"nope", check=False)
-    assert wrong.returncode == 125
+    assert wrong.returncode == 1
     assert (
         wrong.stderr
         == f'Error: Get "http://{server.host}/v2/": unauthorized: incorrect username or password\n'
@@ -197,7 +197,7 @@ def test_tls_needs_the_ca_or_an_insecure_entry(
     )
     name = f"{host}/tls/app:1"
     untrusted = dockyard("pull", name, check=False)
-    assert untrusted.returncode == 125
+    assert untrusted.returncode == 1
     assert untrusted.stderr.startswith(f'Error: Get "https://{host}/v2/": tls: failed to verify certificate')
     assert untrusted.stderr.count("\n") == 1
 

@@ -12,6 +12,9 @@ def test_run_pulls_a_missing_image_then_runs_it(
     name = f"{registry.host}/seed/busybox:1"
     never = dockyard("run", "--rm", "--pull", "never", name, "true", check=False)
     assert never.returncode == 125 and "No such image" in never.stderr
+    missing = dockyard("run", "--rm", f"{registry.host}/seed/nothing:1", "true", check=False)
+    assert missing.returncode == 125, "run exits 125 when its pull fails, as docker run does"
+    assert missing.stderr.endswith("not found: manifest unknown: manifest unknown\n")
 
     first = dockyard("run", "--rm", name, "echo", "hello from a pulled image")
     assert f"Unable to find image '{name}' locally" in first.stderr
