@@ -166,7 +166,8 @@ def _plugin_help(target: str) -> str:
     lazy=BUILTIN_COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.option("--root", type=click.Path(), help="Storage root (default /var/lib/dockyard).")
+# readable=False: an unreadable root is reported by the command that reads it, as one line.
+@click.option("--root", type=click.Path(readable=False), help="Storage root (default /var/lib/dockyard).")
 @click.option("--runroot", type=click.Path(), help="Runtime state root (default /run/dockyard).")
 @click.option("--storage-driver", "-s", help="Storage driver to use (see `dockyard info`).")
 @click.option(

@@ -68,6 +68,9 @@ class ProcessPlan:
     rlimits: tuple[tuple[int, int, int], ...]
     # The container path of an init binary to run in front of the command, or None.
     init: str | None
+    # False in a user namespace whose setgroups is denied (a single-id rootless mapping): the
+    # supplementary groups cannot be changed there, so they are left as they are.
+    setgroups: bool = True
 
 
 def plan_process(process: ProcessSpec, *, init: str | None) -> ProcessPlan:
@@ -104,6 +107,7 @@ def plan_process(process: ProcessSpec, *, init: str | None) -> ProcessPlan:
         seccomp=_seccomp(process),
         rlimits=_rlimits(process.rlimits),
         init=init,
+        setgroups=_setgroups_allowed(),
     )
 
 
@@ -135,7 +139,8 @@ def become(plan: ProcessPlan) -> NoReturn:
             set_no_new_privileges()
         if plan.seccomp is not None and not plan.no_new_privileges:
             plan.seccomp.load()
-        os.setgroups(list(plan.groups))
+        if plan.setgroups:
+            os.setgroups(list(plan.groups))
         os.setresgid(plan.gid, plan.gid, plan.gid)
         os.setresuid(plan.uid, plan.uid, plan.uid)
         capabilities.set_capabilities(
@@ -190,6 +195,14 @@ def _exec_error(command: str, exc: OSError) -> DockyardError:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
         return CommandNotExecutable(message)
     return DriverFailed(message)
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups", encoding="ascii") as file:
+            return file.read().strip() != "deny"
+    except FileNotFoundError:
+        return True
 
 
 def _seccomp(process: ProcessSpec) -> LoadableFilter | None:

@@ -23,6 +23,7 @@ Every failure is a DriverFailed naming the step.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import socket
@@ -139,7 +140,14 @@ def _mount(root_fd: int, entry: MountSpec, plan: RootfsPlan) -> None:
     strict = entry.type in ("proc", "sysfs")
     target = ensure_in_root(root_fd, entry.destination, directory=True, no_symlinks=strict)
     try:
-        mount(entry.source or entry.type, fd_path(target), entry.type, options.flags, options.data)
+        try:
+            mount(entry.source or entry.type, fd_path(target), entry.type, options.flags, options.data)
+        except OSError as exc:
+            if not (plan.user_namespace and entry.type == "devpts" and exc.errno == errno.EINVAL):
+                raise
+            # A single-id user namespace has no tty group (gid 5) to give the terminals.
+            data = ",".join(word for word in options.data.split(",") if not word.startswith("gid="))
+            mount(entry.source or entry.type, fd_path(target), entry.type, options.flags, data)
     finally:
         os.close(target)
     _propagate(root_fd, entry.destination, options)

@@ -1,0 +1,310 @@
+"""Rootless end to end: the real CLI run by unprivileged users created for the session.
+
+Each user gets /etc/subuid and /etc/subgid ranges (useradd's own, or added), a private
+XDG_RUNTIME_DIR, and drives `dockyard` through `runuser`, as a person logged in would. The
+busybox image carries a file owned by uid 1234 so the id mapping shows: a subordinate range keeps
+the owner (on the host it is the range's id), a single-id mapping (newuidmap hidden from PATH)
+keeps it as root and warns. At the end every user's keeper and containers are stopped and the
+users removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCKYARD, build_busybox_rootfs
+from tests.integration.registry.support import Registry, start_registry
+from tests.terminal import Terminal
+
+pytestmark = pytest.mark.root
+
+OWNED_UID = 1234
+SESSION = f"dyrl{os.getpid() % 10000}"
+
+
+@dataclass
+class RootlessUser:
+    """An unprivileged user and the environment its `dockyard` commands run with."""
+
+    name: str
+    home: Path
+    runtime: Path
+    path: str = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, *args: str) -> list[str]:
+        variables = {
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "PATH": self.path,
+            "DOCKER_CONFIG": str(self.home / ".docker"),
+            **self.extra,
+        }
+        return (
+            ["runuser", "-u", self.name, "--", "env", "-i"]
+            + [f"{key}={value}" for key, value in variables.items()]
+            + [DOCKYARD, *args]
+        )
+
+    def __call__(
+        self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.argv(*args), input=input, capture_output=True, timeout=timeout, check=False
+        )
+        text = subprocess.CompletedProcess(
+            result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"{self.name}: dockyard {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {text.stdout}\nstderr: {text.stderr}"
+            )
+        return text
+
+    def keeper_pid(self) -> int | None:
+        record = self.runtime / "dockyard" / "userns.json"
+        try:
+            return int(json.loads(record.read_text())["pid"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def clean(self) -> None:
+        """Remove this user's containers, then stop the keeper holding its namespaces."""
+        ids = self("ps", "-aq", check=False).stdout.split()
+        if ids:
+            self("rm", "-f", *ids, check=False)
+        pid = self.keeper_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+
+
+def _subordinate_start(path: str, user: str) -> int | None:
+    for line in Path(path).read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) == 3 and fields[0] == user:
+            return int(fields[1])
+    return None
+
+
+def _create_user(name: str, base: Path) -> RootlessUser:
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name], check=True)
+    if _subordinate_start("/etc/subuid", name) is None or _subordinate_start("/etc/subgid", name) is None:
+        uid = pwd.getpwnam(name).pw_uid
+        first = 300000 + (uid % 1000) * 65536
+        span = f"{first}-{first + 65535}"
+        subprocess.run(["usermod", "--add-subuids", span, "--add-subgids", span, name], check=True)
+    entry = pwd.getpwnam(name)
+    runtime = base / name
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, entry.pw_uid, entry.pw_gid)
+    return RootlessUser(name, Path(entry.pw_dir), runtime)
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Whether a user other than root can reach `path` (every directory above it searchable)."""
+    return all(os.stat(part).st_mode & 0o001 for part in [path, *path.parents])
+
+
+@pytest.fixture(scope="session")
+def rootless_users() -> Iterator[tuple[RootlessUser, RootlessUser]]:
+    """Two unprivileged users with subordinate ranges; removed at the end with what they ran.
+
+    Their runtime directories live under a fresh /tmp directory of mode 0755 (pytest's own
+    temporary tree is root's alone)."""
+    if not _readable_by_others(Path(DOCKYARD).resolve().parent):
+        pytest.fail(f"{DOCKYARD} is not reachable by other users: the venv must be world-readable")
+    base = Path(tempfile.mkdtemp(prefix="dockyard-rootless-"))
+    base.chmod(0o755)
+    users: list[RootlessUser] = []
+    try:
+        for suffix in ("a", "b"):
+            users.append(_create_user(f"{SESSION}{suffix}", base))
+        yield users[0], users[1]
+    finally:
+        for user in users:
+            user.clean()
+        for user in users:
+            subprocess.run(["userdel", "--remove", "--force", user.name], capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_owned_tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """busybox plus /owned, a file of uid and gid 1234, as a tarball's bytes."""
+    rootfs = tmp_path_factory.mktemp("rootless-busybox")
+    build_busybox_rootfs(rootfs)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(rootfs, arcname=".")
+        owned = tarfile.TarInfo("owned")
+        owned.uid = owned.gid = OWNED_UID
+        owned.size = 3
+        archive.addfile(owned, io.BytesIO(b"hi\n"))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def user(rootless_users: tuple[RootlessUser, RootlessUser], busybox_owned_tar: bytes) -> RootlessUser:
+    """The first user, with busybox imported."""
+    first = rootless_users[0]
+    first("import", "-c", 'CMD ["sh"]', "-", "busybox", input=busybox_owned_tar)
+    return first
+
+
+@pytest.fixture(scope="session")
+def rootless_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    registry = start_registry(tmp_path_factory.mktemp("rootless-registry"))
+    yield registry
+    registry.stop()
+
+
+def test_info_reports_rootless_mode_mapping_and_drivers(user: RootlessUser) -> None:
+    info = user("info").stdout
+    start = _subordinate_start("/etc/subuid", user.name)
+    uid = pwd.getpwnam(user.name).pw_uid
+    assert "Rootless: true" in info
+    assert f"Id Mapping: subordinate ids, uid 0:{uid}:1,1:{start}:" in info
+    assert f"Storage Root: {user.home}/.local/share/dockyard" in info
+    assert f"Run Root: {user.runtime}/dockyard" in info
+    assert "Storage Driver: overlay" in info  # the kernel mounts overlays in a user namespace here
+    assert "rootless (dockyard.plugins.isolation.rootless, priority 20): available" in info
+    assert "namespaces (dockyard.plugins.isolation.namespaces, priority 20): unavailable: needs root" in info
+
+
+def test_lifecycle_as_an_unprivileged_user(user: RootlessUser) -> None:
+    shown = user("run", "--rm", "busybox", "sh", "-c", "id -u; stat -c %u:%g /owned; cat /owned").stdout
+    assert shown.split() == ["0", f"{OWNED_UID}:{OWNED_UID}", "hi"]
+    # On the host the file belongs to the subordinate id the mapping gives 1234.
+    start = _subordinate_start("/etc/subuid", user.name)
+    assert start is not None
+    owners = {
+        path.stat().st_uid for path in (user.home / ".local/share/dockyard").rglob("owned") if path.is_file()
+    }
+    assert owners == {start + OWNED_UID - 1}
+
+    container = user("run", "-d", "--name", "clock", "busybox", "sh", "-c", "echo started; sleep 300")
+    cid = container.stdout.strip()
+    assert cid in user("ps", "-q", "--no-trunc").stdout
+    deadline = time.monotonic() + 10
+    while "started" not in user("logs", "clock").stdout:
+        assert time.monotonic() < deadline, "no log line from the detached container"
+        time.sleep(0.1)
+    assert user("exec", "clock", "sh", "-c", "echo $((6 * 7))").stdout == "42\n"
+    assert user("stop", "-t", "1", "clock").stdout == "clock\n"
+    assert user("ps", "-a", "--filter", "name=clock", "--format", "{{.Status}}").stdout.startswith("Exited")
+    assert user("rm", "clock").stdout == "clock\n"
+    assert user("ps", "-aq").stdout == ""
+
+
+def test_run_it_through_a_real_terminal(user: RootlessUser) -> None:
+    terminal = Terminal(user.argv("run", "-it", "--rm", "busybox", "sh"), env=dict(os.environ))
+    terminal.expect(b"# ")
+    terminal.send(b"echo $((3 * 5))\n")
+    terminal.expect(b"15")
+    terminal.send(b"exit 3\n")
+    assert terminal.close() == 3
+
+
+def test_push_and_pull_with_the_local_registry(user: RootlessUser, rootless_registry: Registry) -> None:
+    target = f"{rootless_registry.host}/rootless/busybox:1"
+    user("tag", "busybox", target)
+    assert "digest: sha256:" in user("push", target).stdout
+    user("rmi", target)
+    assert f"Downloaded newer image for {target}" in user("pull", target).stdout
+    # The pulled layer keeps the file's owner through the same mapping.
+    assert user("run", "--rm", target, "stat", "-c", "%u", "/owned").stdout == f"{OWNED_UID}\n"
+    user("rmi", target)
+
+
+def test_limits_without_a_delegated_cgroup_fail_with_one_line(user: RootlessUser) -> None:
+    result = user("run", "--rm", "--memory", "64m", "--pids-limit", "10", "busybox", "true", check=False)
+    assert result.returncode == 125
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "--memory, --pids-limit: rootless limits need a cgroup v2 subtree delegated" in result.stderr
+    assert "run without them" in result.stderr
+    assert user("ps", "-aq").stdout == ""  # nothing half-made is left behind
+    assert user("run", "--rm", "busybox", "true").returncode == 0
+
+
+def test_host_and_none_networks_and_an_unusable_tun(user: RootlessUser) -> None:
+    assert user("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net").stdout.split() == [
+        "lo"
+    ]
+    host_links = user("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net").stdout.split()
+    assert sorted(host_links) == sorted(os.listdir("/sys/class/net"))
+    # /dev/net/tun is root's alone (0600) on this host: the user-mode drivers say what still works.
+    assert os.stat("/dev/net/tun").st_mode & 0o006 == 0, "this test needs /dev/net/tun closed to others"
+    result = user("run", "--rm", "--network", "slirp4netns", "busybox", "true", check=False)
+    assert result.returncode == 125
+    assert "/dev/net/tun" in result.stderr
+    assert "--network none and --network host still work" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_single_id_mapping_when_newuidmap_is_hidden(user: RootlessUser, busybox_owned_tar: bytes) -> None:
+    hidden = user.runtime / "path-without-uidmap"
+    hidden.mkdir(exist_ok=True)
+    for directory in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        for name in os.listdir(directory):
+            link = hidden / name
+            if name not in ("newuidmap", "newgidmap") and not link.exists():
+                link.symlink_to(Path(directory) / name)
+    locked = RootlessUser(
+        user.name,
+        user.home,
+        user.runtime / "locked",
+        path=str(hidden),
+        extra={"XDG_DATA_HOME": str(user.runtime / "locked-data")},
+    )
+    subprocess.run(["runuser", "-u", user.name, "--", "mkdir", "-p", str(locked.runtime)], check=True)
+    try:
+        imported = locked("import", "-", "busybox", input=busybox_owned_tar)
+        assert "single-id mapping" in imported.stderr
+        assert "newuidmap and newgidmap not found (Debian package uidmap)" in imported.stderr
+        assert len([line for line in imported.stderr.splitlines() if "single-id" in line]) == 1
+        uid = pwd.getpwnam(user.name).pw_uid
+        assert f"Id Mapping: single id, uid 0:{uid}:1" in locked("info").stdout
+        # The file of uid 1234 could not keep its owner: it is root's, and the import succeeded.
+        shown = locked("run", "--rm", "busybox", "sh", "-c", "id -u; stat -c %u /owned; cat /owned")
+        assert shown.stdout.split() == ["0", "0", "hi"]
+        cid = locked("run", "-d", "busybox", "sleep", "300").stdout.strip()
+        assert locked("exec", cid, "echo", "inside").stdout == "inside\n"
+        locked("rm", "-f", cid)
+    finally:
+        locked.clean()
+
+
+def test_a_second_user_cannot_see_or_touch_the_first_users_containers(
+    rootless_users: tuple[RootlessUser, RootlessUser], user: RootlessUser
+) -> None:
+    other = rootless_users[1]
+    cid = user("run", "-d", "--name", "private", "busybox", "sleep", "300").stdout.strip()
+    try:
+        assert other("ps", "-aq").stdout == ""
+        assert other("images", "-q").stdout == ""
+        first_root = str(user.home / ".local/share/dockyard")
+        listing = other("--root", first_root, "ps", "-a", check=False)
+        assert listing.returncode == 125
+        assert "Permission denied" in listing.stderr and listing.stderr.count("\n") == 1, listing.stderr
+        removal = other("--root", first_root, "rm", "-f", cid, check=False)
+        assert removal.returncode != 0 and "Permission denied" in removal.stderr
+        assert other("rm", "-f", "private", check=False).returncode != 0
+        assert cid in user("ps", "-q", "--no-trunc").stdout  # still running, untouched
+    finally:
+        user("rm", "-f", cid)
