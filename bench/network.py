@@ -30,10 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import busybox_rootfs
-from startup import BenchError, Case, Engine, docker_engine, dockyard_engine, measure, podman_engine, run
+from run import IMAGE, busybox_engines, busybox_rootfs
+from startup import BenchError, Case, Engine, measure, run
 
-IMAGE = "dockyard-bench/busybox:latest"
 DOCKYARD_NETWORKS = ("none", "host", "bridge", "pasta", "slirp4netns")
 THROUGHPUT_NETWORKS = ("bridge", "pasta", "slirp4netns")
 HOST_IPERF3 = ("-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro")
@@ -139,22 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temp, contextlib.ExitStack() as stack:
         work = Path(temp)
         rootfs = busybox_rootfs(work / "rootfs")
-        tarball = work / "busybox.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
-        engines: list[Engine] = []
-        for name in ("dockyard", "podman", "docker"):
-            try:
-                if name == "docker":
-                    engine = stack.enter_context(docker_engine(work, bridge_ip=DOCKER_BRIDGE_IP))
-                else:
-                    engine = dockyard_engine(work) if name == "dockyard" else podman_engine(work)
-                for command in engine.teardown:
-                    stack.callback(subprocess.run, command, capture_output=True, check=False)
-                run([engine.binary, *engine.store_args, "import", str(tarball), IMAGE], timeout=args.timeout)
-            except BenchError as exc:
-                print(f"note: skipping {name}: {exc}")
-                continue
-            engines.append(engine)
+        engines = busybox_engines(
+            work, rootfs, stack, timeout=args.timeout, docker_bridge_ip=DOCKER_BRIDGE_IP
+        )
         cases = latency_cases(engines)
         measure(cases, runs=args.runs, timeout=args.timeout)
         print(latency_report(cases, runs=args.runs))

@@ -43,6 +43,30 @@ def busybox_rootfs(directory: Path) -> Path:
     return directory
 
 
+def busybox_engines(
+    work: Path, rootfs: Path, stack: contextlib.ExitStack, *, timeout: float, docker_bridge_ip: str = ""
+) -> list[Engine]:
+    """dockyard, podman and docker, those this host has, each with `rootfs` imported as IMAGE;
+    their cleanup goes on `stack`. docker's private daemon gets a bridge only with `docker_bridge_ip`."""
+    tarball = work / "busybox.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
+    engines = []
+    for name in ("dockyard", "podman", "docker"):
+        try:
+            if name == "docker":
+                engine = stack.enter_context(docker_engine(work, bridge_ip=docker_bridge_ip))
+            else:
+                engine = dockyard_engine(work) if name == "dockyard" else podman_engine(work)
+            for command in engine.teardown:
+                stack.callback(subprocess.run, command, capture_output=True, check=False)
+            run([engine.binary, *engine.store_args, "import", str(tarball), IMAGE], timeout=timeout)
+        except BenchError as exc:
+            print(f"note: skipping {name}: {exc}")
+            continue
+        engines.append(engine)
+    return engines
+
+
 def runc_bundle(work: Path, rootfs: Path) -> list[str] | None:
     """`runc run` on a bundle of the rootfs, network none; None when runc is missing."""
     runc = shutil.which("runc")
@@ -92,21 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temp, contextlib.ExitStack() as stack:
         work = Path(temp)
         rootfs = busybox_rootfs(work / "rootfs")
-        tarball = work / "busybox.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
         cases: list[Case] = []
-        for name in ("dockyard", "podman", "docker"):
-            try:
-                engine = stack.enter_context(docker_engine(work)) if name == "docker" else (
-                    dockyard_engine(work) if name == "dockyard" else podman_engine(work)
-                )
-                for command in engine.teardown:
-                    stack.callback(subprocess.run, command, capture_output=True, check=False)
-                run([engine.binary, *engine.store_args, "import", str(tarball), IMAGE], timeout=args.timeout)
-            except BenchError as exc:
-                print(f"note: skipping {name}: {exc}")
-                continue
-            cases += cases_for(engine, default_network=name != "docker")
+        for engine in busybox_engines(work, rootfs, stack, timeout=args.timeout):
+            cases += cases_for(engine, default_network=engine.name != "docker")
         floor = runc_bundle(work, rootfs)
         if floor is not None:
             cases.append(Case("runc run", "network none", floor))
