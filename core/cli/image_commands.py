@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dockyard.core.cli import registry_commands
+from dockyard.core.cli import build_command, registry_commands
 from dockyard.core.cli.inspect_commands import inspect_image_command
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
@@ -266,3 +266,4 @@ image.add_command(registry_commands.pull, "pull")
 image.add_command(registry_commands.push, "push")
 image.add_command(registry_commands.save, "save")
 image.add_command(registry_commands.load, "load")
+image.add_command(build_command.build, "build")

@@ -68,6 +68,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "dockyard.core.cli.container_admin_commands:export",
         "Export a container's filesystem as a tar archive",
     ),
+    "build": ("dockyard.core.cli.build_command:build", "Build an image from a Dockerfile"),
     "history": ("dockyard.core.cli.image_commands:history", "Show the history of an image"),
     "image": ("dockyard.core.cli.image_commands:image", "Manage images"),
     "images": ("dockyard.core.cli.image_commands:images", "List images"),
