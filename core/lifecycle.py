@@ -262,11 +262,11 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
     }
     container.path("monitor.json").write_text(json.dumps(params))
     engine.containers.update_state(container, Status="created", StopRequested=False, Error="", MonitorPid=0)
-    prepare(engine, container)
     from dockyard.core.monitor_launch import spawn_monitor
     from dockyard.core.procs import start_time
 
     try:
+        prepare(engine, container)  # a bad --user or a busy port fails here, --rm still applies
         monitor_pid, pid = spawn_monitor(engine, container, tty=params["tty"], stdin=params["stdin"])
     except DockyardError as exc:
         _failed_start(engine, container, exc)
