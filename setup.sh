@@ -12,7 +12,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 # busybox for offline images, the reference registry, the peer engines and their helpers, and
 # hyperfine for quick manual timings.
 SYSTEM_PACKAGES=(
-    python3-venv python3-dev gcc libbtrfsutil-dev fuse-overlayfs
+    python3-venv python3-dev gcc libc6-dev libbtrfsutil-dev fuse-overlayfs
     btrfs-progs busybox-static attr uidmap
     runc tini catatonit golang-github-containers-common
     docker-registry skopeo umoci podman docker.io
@@ -117,6 +117,14 @@ configure_peer_engines() {
     mv "$DOCKYARD_DROPIN.tmp" "$DOCKYARD_DROPIN"
 }
 
+build_hello_world() {
+    # The seeds' first command is `run hello-world`; without internet there is nothing to pull, so
+    # the image is built here from source: one static binary FROM scratch (images/hello-world).
+    log "building the hello-world image"
+    gcc -static -Os -s -Wall -o images/hello-world/hello images/hello-world/hello.c
+    "$VENV/bin/dockyard" build -q -t hello-world images/hello-world >/dev/null
+}
+
 main() {
     require_root
     warn_unless_bookworm
@@ -124,6 +132,7 @@ main() {
     create_venv
     install_python_packages
     configure_peer_engines
+    build_hello_world
     log "done: run the tests with .venv/bin/pytest"
 }
 
