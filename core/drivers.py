@@ -58,12 +58,15 @@ class Availability:
     """Whether a driver can be used on this host; `reason` explains a refusal.
 
     `missing` distinguishes "install something and it will work" (prerequisites missing) from "this host
-    cannot run it" (not supported), the two refusals a user acts on differently.
+    cannot run it" (not supported), the two refusals a user acts on differently. `automatic` False
+    means usable when named but passed over by automatic selection here, `reason` saying why (a
+    rootless user's default network must reach somewhere, so an isolated one waits to be asked for).
     """
 
     usable: bool
     reason: str = ""
     missing: bool = False
+    automatic: bool = True
 
     def raise_if_unusable(self, name: str) -> None:
         """Raise the matching driver error when the driver cannot be used."""
@@ -406,7 +409,8 @@ def select_driver(
 
     `in_use(name)` tells whether a driver has state on disk; `build(entry)` makes a driver so its
     availability can be asked. A named driver that this host cannot use raises its refusal; when no
-    driver is usable every refusal is listed.
+    driver is usable (or usable drivers are only for naming) every refusal is listed, drivers
+    refused for the same reason together.
     """
     if explicit:
         return registry.get(kind, explicit)
@@ -414,16 +418,17 @@ def select_driver(
     for entry in entries:
         if in_use(entry.name):
             return entry
-    refusals = []
+    refusals: dict[str, list[str]] = {}
     for entry in entries:
         if entry.priority <= 0:
             continue
         availability = _availability(build(entry))
-        if availability.usable:
+        if availability.usable and availability.automatic:
             return entry
-        refusals.append(f"{entry.name}: {availability.reason}")
-    detail = "; ".join(refusals) or "no driver registered"
-    raise DriverNotSupported(f"no usable {kind} driver ({detail})")
+        if not availability.usable:
+            refusals.setdefault(availability.reason, []).append(entry.name)
+    detail = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in refusals.items())
+    raise DriverNotSupported(f"no usable {kind} driver ({detail or 'no driver registered'})")
 
 
 def _availability(driver: object) -> Availability:

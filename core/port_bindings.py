@@ -4,7 +4,8 @@ PortMappings a network driver publishes.
 `-p [IP:][HOST:]CONTAINER[/PROTO]` and `-P` (every exposed port, on an ephemeral host port)
 give `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`; `HostPort` "" means "pick one", done
 at each start. Each explicit host port is bind-tested on the host before anything starts, so a
-port in use is a clear error rather than a container nobody can reach.
+port in use is a clear error rather than a container nobody can reach, and a rootless user's port
+below the host's `net.ipv4.ip_unprivileged_port_start` is refused with that sysctl named.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 from dockyard.core.drivers import PortMapping
 from dockyard.core.errors import ConflictError, UsageError
 
-__all__ = ["exposed_ports", "parse_publish", "port_mappings"]
+__all__ = ["exposed_ports", "parse_publish", "port_mappings", "privileged_port_refusal"]
 
 PROTOCOLS = ("tcp", "udp")
+UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 Bindings = dict[str, list[dict[str, str]]]
 
 
@@ -100,5 +102,25 @@ def _bind_test(protocol: str, host_ip: str, port: int) -> int:
                 raise ConflictError(
                     f"Bind for {host_ip or '0.0.0.0'}:{port} failed: port is already allocated"
                 ) from exc
-            raise UsageError(f"cannot publish {host_ip or '0.0.0.0'}:{port}: {exc.strerror}") from exc
+            reason = privileged_port_refusal(port) if exc.errno == errno.EACCES else ""
+            raise UsageError(
+                f"cannot publish {host_ip or '0.0.0.0'}:{port}: {reason or exc.strerror}"
+            ) from exc
         return int(probe.getsockname()[1])
+
+
+def privileged_port_refusal(port: int) -> str:
+    """Why binding `port` was refused when the host keeps it for root (below the sysctl
+    `net.ipv4.ip_unprivileged_port_start` of this network namespace), else ""."""
+    try:
+        with open(UNPRIVILEGED_PORT_START, encoding="ascii") as file:
+            start = int(file.read())
+    except (OSError, ValueError):
+        return ""
+    if port >= start:
+        return ""
+    return (
+        f"ports below {start} need root on this host (sysctl net.ipv4.ip_unprivileged_port_start="
+        f"{start}); publish {start} or above, or have an administrator run "
+        f"sysctl -w net.ipv4.ip_unprivileged_port_start={port}"
+    )

@@ -30,6 +30,7 @@ def _driver_rows(engine: Engine, kind: DriverKind) -> list[dict[str, Any]]:
                 "Priority": entry.priority,
                 "Description": entry.description,
                 "Available": availability.usable,
+                "Automatic": availability.automatic,
                 "Reason": availability.reason,
             }
         )
@@ -118,6 +119,8 @@ def info(engine: Engine, template: str | None) -> None:
             lines.append("  (none registered)")
         for row in rows:
             state = "available" if row["Available"] else f"unavailable: {row['Reason']}"
+            if row["Available"] and not row["Automatic"]:
+                state += f" ({row['Reason']})"
             lines.append(f"  {row['Name']} ({row['Plugin']}, priority {row['Priority']}): {state}")
     lines.append("Plugins:")
     for plugin in data["Plugins"]:

@@ -7,7 +7,9 @@ attachment's `netns_path`; `detach` unmounts and removes the file.
 
 Priority 10, below `bridge`'s 20: it is the fallback when the bridge cannot be used (no nft),
 isolated and reaching nothing, which is safe, where sharing the host's network would silently
-expose the host's ports and abstract sockets.
+expose the host's ports and abstract sockets. Rootless it is only used when named: there the
+default is a user-mode network (pasta, slirp4netns) that reaches somewhere, and when none of
+them is usable the user is told why rather than handed a container that silently cannot connect.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ class NoneNetworkDriver:
 
     def __init__(self, context: DriverContext) -> None:
         self._directory = context.run_dir / "netns"
+        self._rootless = context.rootless
 
     def available(self) -> Availability:
-        """Usable as root, which may create and mount network namespaces."""
+        """Usable as root, which may create and mount network namespaces, and by a rootless
+        command in its user namespace, which picks it only when named."""
         if os.geteuid() != 0:
             return Availability(False, "needs root (rootless networking is the rootless drivers' job)")
+        if self._rootless:
+            return Availability(True, "rootless: used only when named, as --network none", automatic=False)
         return Availability(True)
 
     def attach(

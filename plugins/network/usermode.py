@@ -29,6 +29,7 @@ from pathlib import Path
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
 from dockyard.core.errors import DriverFailed
+from dockyard.core.port_bindings import privileged_port_refusal
 
 __all__ = ["INTERFACE", "TUN_DEVICE", "UserModeNetworkDriver", "ensure_ports_free"]
 
@@ -58,7 +59,10 @@ def ensure_ports_free(ports: tuple[PortMapping, ...]) -> None:
                 where = f"{port.host_ip or '0.0.0.0'}:{port.host_port}"
                 if exc.errno == errno.EADDRINUSE:
                     raise DriverFailed(f"Bind for {where} failed: port is already allocated") from None
-                raise DriverFailed(f"cannot publish {where}/{port.protocol}: {exc.strerror}") from exc
+                reason = privileged_port_refusal(port.host_port) if exc.errno == errno.EACCES else ""
+                raise DriverFailed(
+                    f"cannot publish {where}/{port.protocol}: {reason or exc.strerror}"
+                ) from exc
 
 
 class UserModeNetworkDriver(ABC):

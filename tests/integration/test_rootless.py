@@ -4,8 +4,10 @@ Each user gets /etc/subuid and /etc/subgid ranges (useradd's own, or added), a p
 XDG_RUNTIME_DIR, and drives `dockyard` through `runuser`, as a person logged in would. The
 busybox image carries a file owned by uid 1234 so the id mapping shows: a subordinate range keeps
 the owner (on the host it is the range's id), a single-id mapping (newuidmap hidden from PATH)
-keeps it as root and warns. At the end every user's keeper and containers are stopped and the
-users removed.
+keeps it as root and warns. /dev/net/tun is 0600 on this machine; the session opens it to
+everyone (0666, as distributions ship it) so the default user-mode network works, and closes it
+again where a test shows the degraded mode. At the end every user's keeper and containers are
+stopped, the users removed and the device's mode restored.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +33,16 @@ import pytest
 
 from tests.conftest import DOCKYARD, build_busybox_rootfs
 from tests.integration.registry.support import Registry, start_registry
+from tests.integration.test_rootless_networks import free_port, http_get
 from tests.terminal import Terminal
 
 pytestmark = pytest.mark.root
 
 OWNED_UID = 1234
 SESSION = f"dyrl{os.getpid() % 10000}"
+TUN = Path("/dev/net/tun")
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+HTTPD = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
 @dataclass
@@ -116,6 +125,36 @@ def _create_user(name: str, base: Path) -> RootlessUser:
     return RootlessUser(name, Path(entry.pw_dir), runtime)
 
 
+@contextlib.contextmanager
+def tun_mode(mode: int) -> Iterator[None]:
+    """/dev/net/tun with `mode` for the duration, its previous mode restored after."""
+    previous = TUN.stat().st_mode & 0o7777
+    TUN.chmod(mode)
+    try:
+        yield
+    finally:
+        TUN.chmod(previous)
+
+
+@pytest.fixture(scope="session")
+def tun_as_shipped() -> Iterator[None]:
+    """/dev/net/tun open to every user (0666) as distributions ship it, for the session."""
+    with tun_mode(0o666):
+        yield
+
+
+def path_without(user: RootlessUser, *hidden: str) -> str:
+    """A PATH for `user` holding every system command except `hidden` (a directory of symlinks)."""
+    directory = user.runtime / ("path-without-" + "-".join(hidden))
+    directory.mkdir(exist_ok=True)
+    for parent in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        for name in os.listdir(parent):
+            link = directory / name
+            if name not in hidden and not link.exists():
+                link.symlink_to(Path(parent) / name)
+    return str(directory)
+
+
 def _readable_by_others(path: Path) -> bool:
     """Whether a user other than root can reach `path` (every directory above it searchable)."""
     return all(os.stat(part).st_mode & 0o001 for part in [path, *path.parents])
@@ -160,8 +199,10 @@ def busybox_owned_tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def user(rootless_users: tuple[RootlessUser, RootlessUser], busybox_owned_tar: bytes) -> RootlessUser:
-    """The first user, with busybox imported."""
+def user(
+    rootless_users: tuple[RootlessUser, RootlessUser], busybox_owned_tar: bytes, tun_as_shipped: None
+) -> RootlessUser:
+    """The first user, with busybox imported, on a host whose /dev/net/tun is open to users."""
     first = rootless_users[0]
     first("import", "-c", 'CMD ["sh"]', "-", "busybox", input=busybox_owned_tar)
     return first
@@ -243,33 +284,130 @@ def test_limits_without_a_delegated_cgroup_fail_with_one_line(user: RootlessUser
 
 
 def test_host_and_none_networks_and_an_unusable_tun(user: RootlessUser) -> None:
-    assert user("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net").stdout.split() == [
-        "lo"
-    ]
-    host_links = user("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net").stdout.split()
-    assert sorted(host_links) == sorted(os.listdir("/sys/class/net"))
-    # /dev/net/tun is root's alone (0600) on this host: the user-mode drivers say what still works.
-    assert os.stat("/dev/net/tun").st_mode & 0o006 == 0, "this test needs /dev/net/tun closed to others"
-    result = user("run", "--rm", "--network", "slirp4netns", "busybox", "true", check=False)
+    # An administrator closed /dev/net/tun (0600, as on this machine before the session opened it):
+    # the default network and the user-mode drivers say why, and what still works does.
+    with tun_mode(0o600):
+        for network in ([], ["--network", "slirp4netns"], ["--network", "pasta"]):
+            result = user("run", "--rm", *network, "busybox", "true", check=False)
+            assert result.returncode == 125, result
+            assert "/dev/net/tun (mode 0600) cannot be opened by this user" in result.stderr
+            assert "--network none and --network host still work" in result.stderr
+            assert result.stderr.count("\n") == 1, result.stderr
+        assert user("ps", "-aq").stdout == ""
+        assert "none (dockyard.plugins.network.none, priority 10): available" in user("info").stdout
+        listed = user("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net").stdout
+        assert listed.split() == ["lo"]
+        host_links = user(
+            "run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"
+        ).stdout.split()
+        assert sorted(host_links) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_default_network_is_pasta_with_published_ports(user: RootlessUser) -> None:
+    port = free_port()
+    cid = user("run", "-d", "-p", f"{port}:80", "busybox", "sh", "-c", HTTPD).stdout.strip()
+    try:
+        assert http_get(port) == f"hello from {cid[:12]}\n"
+        networks = user("inspect", "-f", "{{json .NetworkSettings.Networks}}", cid).stdout
+        assert list(json.loads(networks)) == ["pasta"]
+        assert user("port", cid).stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+        # The container reaches out through pasta's copy of the host's addressing.
+        links = user("exec", cid, "ls", "/sys/class/net").stdout.split()
+        assert sorted(links) == ["eth0", "lo"]
+    finally:
+        user("rm", "-f", cid)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)  # pasta left with the container
+
+
+def test_default_network_is_slirp4netns_without_pasta(user: RootlessUser) -> None:
+    without_pasta = RootlessUser(user.name, user.home, user.runtime, path=path_without(user, "pasta"))
+    port = free_port()
+    cid = without_pasta(
+        "run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c", HTTPD
+    ).stdout.strip()
+    try:
+        assert http_get(port) == f"hello from {cid[:12]}\n"
+        networks = json.loads(
+            without_pasta("inspect", "-f", "{{json .NetworkSettings.Networks}}", cid).stdout
+        )
+        assert list(networks) == ["slirp4netns"]
+        assert networks["slirp4netns"]["IPAddress"] == "10.0.2.100"
+        assert "nameserver 10.0.2.3" in without_pasta("exec", cid, "cat", "/etc/resolv.conf").stdout
+    finally:
+        without_pasta("rm", "-f", cid)
+
+
+def test_a_port_below_the_unprivileged_start_names_the_sysctl(user: RootlessUser) -> None:
+    start = int(UNPRIVILEGED_PORT_START.read_text())
+    assert start > 80, f"this host lets users bind port 80 (ip_unprivileged_port_start={start})"
+    result = user("run", "--rm", "-p", "80:80", "busybox", "true", check=False)
     assert result.returncode == 125
-    assert "/dev/net/tun" in result.stderr
-    assert "--network none and --network host still work" in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (
+        f"Error: cannot publish 0.0.0.0:80: ports below {start} need root on this host (sysctl "
+        f"net.ipv4.ip_unprivileged_port_start={start}); publish {start} or above, or have an "
+        "administrator run sysctl -w net.ipv4.ip_unprivileged_port_start=80\n"
+    )
+    assert user("ps", "-aq").stdout == ""
+    # At the start itself the sysctl allows it: the same run goes through when the port is free.
+    if _port_free(start):
+        user("run", "--rm", "-p", f"{start}:80", "busybox", "true")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_build_commit_and_push_as_an_unprivileged_user(
+    user: RootlessUser, rootless_registry: Registry
+) -> None:
+    context = user.home / "build-context"
+    subprocess.run(["runuser", "-u", user.name, "--", "mkdir", "-p", str(context)], check=True)
+    (context / "greeting.txt").write_text("hello from COPY\n")
+    (context / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "COPY greeting.txt /greeting.txt\n"
+        f"RUN echo built > /built && chown {OWNED_UID}:{OWNED_UID} /built\n"
+        'CMD ["cat", "/greeting.txt", "/built"]\n'
+    )
+    shutil.chown(context / "greeting.txt", user.name, user.name)
+    shutil.chown(context / "Dockerfile", user.name, user.name)
+    built = user("build", "-t", "rootless-built", str(context))
+    assert "Successfully tagged rootless-built:latest" in built.stdout
+    assert user("run", "--rm", "rootless-built").stdout == "hello from COPY\nbuilt\n"
+    owner = user("run", "--rm", "rootless-built", "stat", "-c", "%u:%g", "/built").stdout
+    assert owner == f"{OWNED_UID}:{OWNED_UID}\n"  # the RUN step's chown kept through the subordinate ids
+    assert "Using cache" in user("build", "-t", "rootless-built", str(context)).stdout
+
+    user("run", "--name", "to-commit", "rootless-built", "sh", "-c", "echo committed > /committed")
+    try:
+        assert user("diff", "to-commit").stdout == "A /committed\n"
+        user("commit", "-m", "a committed file", "to-commit", "rootless-committed:1")
+    finally:
+        user("rm", "-f", "to-commit")
+    shown = user("run", "--rm", "rootless-committed:1", "cat", "/committed", "/greeting.txt").stdout
+    assert shown == "committed\nhello from COPY\n"
+
+    target = f"{rootless_registry.host}/rootless/built:1"
+    user("tag", "rootless-committed:1", target)
+    assert "digest: sha256:" in user("push", target).stdout
+    user("rmi", target, "rootless-committed:1", "rootless-built")
+    assert f"Downloaded newer image for {target}" in user("pull", target).stdout
+    assert user("run", "--rm", target, "cat", "/committed", "/built").stdout == "committed\nbuilt\n"
+    user("rmi", target)
 
 
 def test_single_id_mapping_when_newuidmap_is_hidden(user: RootlessUser, busybox_owned_tar: bytes) -> None:
-    hidden = user.runtime / "path-without-uidmap"
-    hidden.mkdir(exist_ok=True)
-    for directory in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
-        for name in os.listdir(directory):
-            link = hidden / name
-            if name not in ("newuidmap", "newgidmap") and not link.exists():
-                link.symlink_to(Path(directory) / name)
     locked = RootlessUser(
         user.name,
         user.home,
         user.runtime / "locked",
-        path=str(hidden),
+        path=path_without(user, "newuidmap", "newgidmap"),
         extra={"XDG_DATA_HOME": str(user.runtime / "locked-data")},
     )
     subprocess.run(["runuser", "-u", user.name, "--", "mkdir", "-p", str(locked.runtime)], check=True)

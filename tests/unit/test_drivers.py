@@ -62,6 +62,19 @@ def test_nothing_usable_lists_every_refusal() -> None:
         _select(registry)
 
 
+def test_named_only_verdicts_are_passed_over_and_shared_refusals_grouped() -> None:
+    registry = _registry(
+        isolated=(10, Availability(True, "only when named here", automatic=False)),
+        tap_a=(8, Availability(False, "no tun device")),
+        tap_b=(6, Availability(False, "no tun device")),
+        bridge=(20, Availability(False, "needs root")),
+    )
+    assert _select(registry, explicit="isolated") == "isolated"
+    with pytest.raises(DriverNotSupported) as refused:
+        _select(registry)
+    assert str(refused.value) == "no usable storage driver (bridge: needs root; tap_a, tap_b: no tun device)"
+
+
 def test_refusals_are_distinct_errors() -> None:
     with pytest.raises(DriverPrerequisites):
         Availability(False, "install fuse-overlayfs", missing=True).raise_if_unusable("overlay")
