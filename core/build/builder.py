@@ -145,7 +145,7 @@ class _Builder:
             self.say(f" ---> {image.id[7:19]}")
         runtime = (image.config.get("config") or {}) if image is not None else {}
         state = StageState(
-            image=image, scope=StageScope(self.global_scope, image_env=runtime.get("Env") or [])
+            image=image, scope=StageScope(self.global_scope, image_env=_with_default_path(runtime.get("Env")))
         )
         triggers = runtime.get("OnBuild") or []
         if triggers:
@@ -192,6 +192,7 @@ class _Builder:
         )
         with draft:
             draft.set_config("OnBuild", list(state.onbuild) or None)
+            draft.set_config("Env", state.scope.config_env())
             yield draft
 
     def _label(self, image_id: str) -> str:
@@ -199,6 +200,18 @@ class _Builder:
         with ImageDraft.from_image(self.engine, self.engine.images.get(image_id)) as draft:
             draft.config["Labels"] = {**(draft.config.get("Labels") or {}), **self.options.labels}
             return draft.commit()
+
+
+def _with_default_path(env: list[str] | None) -> list[str]:
+    """A stage's starting environment: the base image's `Env`, plus the default PATH when it has
+    none, as Docker's builder gives every stage (so `ENV PATH=$PATH:/x` extends a real PATH, and a
+    `FROM scratch` image carries one)."""
+    from dockyard.core.defaults import DEFAULT_PATH
+
+    entries = list(env or [])
+    if not any(entry.startswith("PATH=") for entry in entries):
+        entries.append(f"PATH={DEFAULT_PATH}")
+    return entries
 
 
 def build_image(engine: Engine, options: BuildOptions, *, stdin: BinaryIO | None = None, out: TextIO) -> str:
