@@ -55,10 +55,8 @@ def plan_copy_step(
         unpack_archives=is_add and tree is plan.context,
         keyword=keyword,
     )
-    entries = copy_plan.entries
-    kind = "multi" if len(entries) != 1 else ("dir" if entries[0].kind == "dir" else "file")
     checksum = copy_plan.checksum().removeprefix("sha256:")
-    created_by = f"/bin/sh -c #(nop) {keyword} {kind}:{checksum} in {instruction.dest} "
+    created_by = f"/bin/sh -c #(nop) {keyword} {copy_plan.label}:{checksum} in {instruction.dest} "
 
     def apply(draft: ImageDraft) -> None:
         with tempfile.TemporaryFile(prefix="dockyard-copy-") as staged:

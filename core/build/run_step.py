@@ -2,13 +2,15 @@
 
 The container is an ordinary one (the selected storage, isolation and network drivers assemble
 it, lifecycle hooks hear about it), created with the image's user, working directory and the
-step's environment, and with no entry point: RUN never goes through ENTRYPOINT. Its output goes
-to the build's output as it happens. Whatever becomes of the step, the container is removed
-with its anonymous volumes, as the classic builder's `--rm` does.
+step's environment, and with no entry point: RUN never goes through ENTRYPOINT. Its output, standard
+error included, goes to the build's output as it happens, as the classic builder streams both.
+Whatever becomes of the step, the container is removed with its anonymous volumes, as the classic
+builder's `--rm` does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -72,9 +74,10 @@ def run_step(engine: Engine, step: RunStep, draft: ImageDraft, *, out: TextIO, q
             engine.hooks.container_stopped(container_id=container.id, exit_code=code)
 
         sys.stdout.flush()
-        code = attach(
-            socket_path, stdin=False, tty=False, stdout=not quiet, stderr=not quiet, cleanup=cleanup
-        )
+        with contextlib.redirect_stderr(out):  # attach writes the container's stderr to sys.stderr
+            code = attach(
+                socket_path, stdin=False, tty=False, stdout=not quiet, stderr=not quiet, cleanup=cleanup
+            )
         if code != 0:
             raise RunFailed(" ".join(step.argv), code)
         draft.add_layer_from_container(container.id, created_by=step.created_by)

@@ -216,10 +216,12 @@ class _Planner:
 
 @dataclass(frozen=True)
 class CopyPlan:
-    """The entries one COPY or ADD puts into the image, in a stable order."""
+    """The entries one COPY or ADD puts into the image, in a stable order; `label` is what the
+    classic builder's history calls the sources: "file" or "dir" for one, "multi" for several."""
 
     tree: SourceTree
     entries: tuple[PlannedEntry, ...]
+    label: str = "multi"
 
     def _path(self, entry: PlannedEntry) -> str:
         return os.path.join(self.tree.root, entry.source)
@@ -305,4 +307,7 @@ def plan_copy(
     planner = _Planner(tree, owner, chmod, unpack_archives)
     for path in resolved:
         planner.add(path, target, into_dir=dest_is_dir)
-    return CopyPlan(tree, tuple(planner.entries))
+    label = "multi"
+    if len(resolved) == 1:
+        label = "dir" if os.path.isdir(os.path.join(tree.root, *resolved[0])) else "file"
+    return CopyPlan(tree, tuple(planner.entries), label)

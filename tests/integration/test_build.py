@@ -343,7 +343,9 @@ def test_output_history_and_unconsumed_build_args(shared: Dockyard, everything: 
     assert ["/bin/sh -c #(nop)  ENV SINGLE=one value", "0B"] in rows
     copies = [row for row in rows if row[0].startswith("/bin/sh -c #(nop) COPY ")]
     assert len(copies) == 6 and all(row[1].endswith("B") for row in copies)
-    assert copies[-1][0].startswith("/bin/sh -c #(nop) COPY multi:") and copies[-1][1] == "4B"
+    labels = [row[0].split()[4].partition(":")[0] for row in copies]
+    assert labels == ["file", "file", "file", "file", "dir", "multi"], "newest first, as Docker labels them"
+    assert copies[-1][1] == "4B", "*.txt: a.txt and b.txt"
 
 
 def test_onbuild_triggers_run_in_a_child_build(shared: Dockyard, everything: Built, tmp_path: Path) -> None:
@@ -580,7 +582,7 @@ def test_a_failing_run_stops_the_build_with_its_code(
         tmp_path,
         {
             "Dockerfile": "FROM busybox\nRUN echo before\nCMD [\"good\"]\n",
-            "Dockerfile.fail": "FROM busybox\nRUN echo before\nRUN exit 3\nRUN echo after > /after\n",
+            "Dockerfile.fail": "FROM busybox\nRUN echo before\nRUN echo oops >&2; exit 3\nRUN echo after\n",
         },
     )
     dockyard("build", *NO_NETWORK, "-t", "app", str(context))
@@ -589,9 +591,12 @@ def test_a_failing_run_stops_the_build_with_its_code(
     tags = ("-t", "app", "-t", "fresh")
     result = dockyard("build", *NO_NETWORK, *tags, "-f", failing, str(context), check=False)
     assert result.returncode == 3
-    assert result.stderr.strip().endswith("The command '/bin/sh -c exit 3' returned a non-zero code: 3")
+    assert result.stderr.splitlines() == [
+        "Error: The command '/bin/sh -c echo oops >&2; exit 3' returned a non-zero code: 3"
+    ]
     steps = steps_of(result.stdout)
-    assert [step[0] for step in steps][-1] == "Step 3/4 : RUN exit 3", "the build stopped at the failing step"
+    assert steps[-1][0] == "Step 3/4 : RUN echo oops >&2; exit 3", "the build stopped at the failing step"
+    assert "oops" in steps[-1], "the RUN's standard error is part of the build output, as Docker's"
     assert cached(steps[1]), "the steps before it were kept (cached from the first build)"
     assert "Successfully" not in result.stdout
     assert dockyard("ps", "-aq").stdout == "", "the failed step's container is removed"
