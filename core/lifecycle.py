@@ -242,6 +242,7 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
     """
     if container.running:
         return
+    _wait_for_monitor(container)  # the last run's monitor records the exit before it cleans up
     attach_socket = engine.settings.runroot / "containers" / container.id / "attach.sock"
     params = {
         "sys_path": [path for path in sys.path if path],
