@@ -1,10 +1,11 @@
 """The per-container monitor: one small process that outlives the CLI and owns the container.
 
-It is started as `python -S -I monitor.py CONTAINER_DIR` and imports only the standard library
-pieces below, because one runs per container: a bare interpreter is already most of its memory.
-Everything heavy (plugins, drivers) runs in short-lived children it forks: the *starter*, which
-mounts the root filesystem, attaches the network and asks the isolation driver to start the
-process, and the *cleaner*, which undoes that after the exit. The monitor is a child subreaper,
+It is started as `python -S -I -c MONITOR_BOOT .../monitor.py CONTAINER_DIR` (see
+core/monitor_launch.py) and imports only the standard library pieces below, because one runs
+per container: a bare interpreter is already most of its memory. Everything heavy (plugins,
+drivers) runs in short-lived children it forks: the *starter*, which mounts the root
+filesystem, attaches the network and asks the isolation driver to start the process, and the
+*cleaner*, which undoes that after the exit. The monitor is a child subreaper,
 so the container's first process becomes its child once the starter exits, and it alone reaps it
 (the caller sets PR_SET_CHILD_SUBREAPER before exec; the flag is preserved across execve).
 
@@ -609,7 +610,7 @@ def container_stdio(*, tty: bool, stdin: bool) -> tuple[tuple[int, int, int], di
 
 
 def main() -> None:
-    """Entry point: `monitor.py CONTAINER_DIR [STARTED]`; detach from the caller's session and
+    """Entry point, arguments `CONTAINER_DIR [STARTED]`; detach from the caller's session and
     run the container. STARTED (JSON, see `Monitor.adopt`) names a first process already running.
 
     The caller made this process a child subreaper before exec (the flag survives execve), so
