@@ -571,6 +571,23 @@ def test_add_refuses_an_archive_escaping_its_destination(
     written = [path for path in Path(tmp_path).rglob("escaped.txt")]
     assert written == [] and not Path("/escaped.txt").exists() and not Path("/opt/escaped.txt").exists()
 
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        archive.addfile(link)
+        through = tarfile.TarInfo("link/pwned")
+        through.size = 4
+        archive.addfile(through, io.BytesIO(b"evil"))
+    (context / "Dockerfile").write_text("FROM busybox\nADD through-link.tar /opt/\n")
+    (context / "through-link.tar").write_bytes(buffer.getvalue())
+    result = dockyard("build", *NO_NETWORK, "-t", "evil", str(context), check=False)
+    assert result.returncode == 1 and "symlink" in result.stderr, result.stderr
+    assert list(outside.iterdir()) == [], "nothing was written through the archive's symlink"
+    assert dockyard("images", "-aq").stdout == before
+
 
 # --- failures --------------------------------------------------------------------------------------
 
