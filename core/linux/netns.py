@@ -37,29 +37,21 @@ def _returning() -> Iterator[None]:
 def create_named(path: Path) -> None:
     """Pin a new network namespace, loopback up, on the existing empty file `path`.
 
-    A short-lived child makes it: the caller's own network namespace stays untouched, which also
-    holds rootless, where a process may leave the host's network namespace but not return to it.
+    A short-lived thread makes it (network namespaces belong to threads, and a thread costs far
+    less than forking the engine): it unshares, binds its namespace on `path` and ends there, so
+    the caller's own network namespace stays untouched, which also holds rootless, where a
+    process may leave the host's network namespace but not return to it.
     """
     from dockyard.core.linux.mounts import MS_BIND, mount
     from dockyard.core.linux.namespaces import CLONE_FLAGS, unshare
     from dockyard.core.linux.netdev import set_link_up
 
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            unshare(CLONE_FLAGS["network"])
-            set_link_up("lo")
-            mount("/proc/thread-self/ns/net", str(path), None, MS_BIND)
-            code = 0
-        except OSError as exc:
-            code = exc.errno or 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        raise OSError(code, os.strerror(code) if code > 0 else "the namespace child was killed")
+    def make() -> None:
+        unshare(CLONE_FLAGS["network"])
+        set_link_up("lo")
+        mount("/proc/thread-self/ns/net", str(path), None, MS_BIND)
+
+    _on_own_thread(make, name=f"netns {path.name}")
 
 
 @contextmanager
@@ -83,25 +75,34 @@ def call_inside(path: Path, function: Callable[[], _T]) -> _T:
     user namespace may not be allowed to re-enter when the host owns it (setns needs
     CAP_SYS_ADMIN over the target's owner): the rootless case.
     """
-    import threading
-
     from dockyard.core.linux.namespaces import CLONE_FLAGS, setns
+
+    def inside() -> _T:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(fd, CLONE_FLAGS["network"])
+        finally:
+            os.close(fd)
+        return function()
+
+    return _on_own_thread(inside, name=f"netns {path.name}")
+
+
+def _on_own_thread(function: Callable[[], _T], *, name: str) -> _T:
+    """Call `function` on a new thread that ends with it (taking whatever namespace it entered
+    along); its result, or its exception re-raised here."""
+    import threading
 
     outcome: list[_T] = []
     failure: list[BaseException] = []
 
-    def inside() -> None:
+    def run() -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                setns(fd, CLONE_FLAGS["network"])
-            finally:
-                os.close(fd)
             outcome.append(function())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, re-raised there
             failure.append(exc)
 
-    thread = threading.Thread(target=inside, name=f"netns {path.name}")
+    thread = threading.Thread(target=run, name=name)
     thread.start()
     thread.join()
     if failure:

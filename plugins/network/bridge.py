@@ -5,12 +5,14 @@ eth0 is one end of a veth pair; the other end sits on the bridge, which holds th
 of a private /16 that overlaps no host route (172.30.0.0/16 unless taken). Addresses come from
 a locked address book (bridge_ipam), the MAC from the address as Docker derives it
 (02:42 + the four address bytes), outbound traffic is masqueraded and published ports are
-DNATed by one nftables table (bridge_nft). The bridge and the table exist only while at least
-one container is attached: the last detach removes them, so nothing of ours outlives its use.
+DNATed by one nftables table (bridge_nft). Like docker0, dockyard0 and its table stay once
+made, so a `run` only plugs a veth in and out; a container leaves nothing of its own behind.
 
 User-defined networks (`network create`) work the same way, each on its own bridge `dy-<id>`
 with its own table and address book, on the subnet chosen when it was created (bridge_subnets);
-an `internal` one gets no masquerade and no way off its bridge.
+an `internal` one gets no masquerade and no way off its bridge. A user-defined network's bridge
+and table go with its last container. No bridge forwards to another: containers on different
+networks cannot reach each other, as with Docker.
 
 Priority 20, above `none`'s 10: as root a container with no --network lands on the bridge, as
 Docker's do. Rootless, the driver refuses (it needs root), so selection falls through to the
@@ -23,7 +25,7 @@ import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, NetworkConfig, PortMapping
 from dockyard.core.errors import DriverFailed
@@ -31,10 +33,12 @@ from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from dockyard.core.drivers import DriverRegistry
+    from dockyard.plugins.network.bridge_ipam import AddressBook
 
-__all__ = ["BRIDGE", "BridgeNetworkDriver", "dockyard_register_drivers", "mac_for"]
+__all__ = ["BRIDGE", "USER_BRIDGE_PREFIX", "BridgeNetworkDriver", "dockyard_register_drivers", "mac_for"]
 
 BRIDGE = "dockyard0"
+USER_BRIDGE_PREFIX = "dy-"  # then 12 characters of the network's id
 # The default bridge, its table and its address book are one per host, whatever root or runroot a
 # command uses: two roots keeping two books would both bring up and tear down the same dockyard0.
 DEFAULT_BOOK = Path("/run/dockyard-bridge")
@@ -149,7 +153,7 @@ class BridgeNetworkDriver:
 
     def _segment(self, network: NetworkConfig) -> _Segment:
         return _Segment(
-            bridge=f"dy-{network.id[:12]}",
+            bridge=f"{USER_BRIDGE_PREFIX}{network.id[:12]}",
             table=bridge_nft_table(network.id),
             book=self._directory / "networks" / network.id,
             network_id=network.id,
@@ -167,47 +171,46 @@ class BridgeNetworkDriver:
         netns_path: str | None,
         interface: str,
     ) -> NetworkAttachment:
-        """Lease an address, bring the bridge up if this is its first container, plug a veth
-        into the namespace (a new one unless `netns_path` is given), publish `ports`."""
+        """Lease an address (bringing the bridge up if it is not), then, outside the book's lock,
+        plug a veth into the namespace (a new one unless `netns_path` is given) and publish
+        `ports`; a failure gives everything back."""
         from dockyard.plugins.network import bridge_links, bridge_nft, netns_files
-        from dockyard.plugins.network.bridge_ipam import free_subnet, locked_book
+        from dockyard.plugins.network.bridge_ipam import locked_book
 
         owns = netns_path is None
         path = netns_files.path_for(self._netns, container_id) if owns else Path(str(netns_path))
         dns_servers = host_nameservers()
         if owns:
             netns_files.reserve(path, container_id)
-        with locked_book(segment.book) as book:
-            self._reclaim(segment, book.leases)
-            first = not book.leases
-            try:
-                if first:
-                    book.subnet = segment.subnet or str(free_subnet(self._routed_and_reserved()))
+        leased = [[p.protocol, p.host_ip, p.host_port, p.container_port] for p in ports]
+        try:
+            with locked_book(segment.book) as book:
+                self._reclaim(segment, book.leases)
+                self._ensure_segment(segment, book)
                 network = book.network
-                gateway = IPv4Interface(f"{segment.gateway or next(network.hosts())}/{network.prefixlen}")
-                leased = [[p.protocol, p.host_ip, p.host_port, p.container_port] for p in ports]
+                gateway = self._gateway(segment, network)
                 address = book.allocate(container_id, ports=leased, gateway=gateway.ip, owns_netns=owns)
                 book.leases[container_id]["netns"] = str(path)
-                if first:
-                    bridge_links.ensure_bridge(segment.bridge, gateway=gateway)
-                    bridge_nft.create_table(
-                        bridge=segment.bridge, subnet=network, table=segment.table, internal=segment.internal
-                    )
-                if owns:
-                    netns_files.create(path, container_id)
-                bridge_links.add_veth(
-                    self._veth(segment, container_id),
-                    bridge=segment.bridge,
-                    netns_path=path,
-                    address=IPv4Interface(f"{address}/{network.prefixlen}"),
-                    gateway=gateway.ip,
-                    mac=mac_for(address),
-                    interface=interface,
-                )
-                bridge_nft.add_rules(container_id, address=address, ports=ports, table=segment.table)
-            except BaseException:
-                self._take_down(segment, container_id, last=first, owns_netns=owns)
-                raise
+        except BaseException:
+            if owns:
+                path.unlink(missing_ok=True)
+            raise
+        try:
+            if owns:
+                netns_files.create(path, container_id)
+            bridge_links.add_veth(
+                self._veth(segment, container_id),
+                bridge=segment.bridge,
+                netns_path=path,
+                address=IPv4Interface(f"{address}/{network.prefixlen}"),
+                gateway=gateway.ip,
+                mac=mac_for(address),
+                interface=interface,
+            )
+            bridge_nft.add_rules(container_id, address=address, ports=ports, table=segment.table)
+        except BaseException:
+            self._detach(segment, container_id)
+            raise
         return NetworkAttachment(
             netns_path=str(path),
             ip_address=str(address),
@@ -218,14 +221,41 @@ class BridgeNetworkDriver:
             ports=ports,
         )
 
-    def _reclaim(self, segment: _Segment, leases: dict[str, dict[str, object]]) -> None:
+    @staticmethod
+    def _gateway(segment: _Segment, network: IPv4Network) -> IPv4Interface:
+        """The bridge's own address: the network's gateway, else its first host."""
+        return IPv4Interface(f"{segment.gateway or next(network.hosts())}/{network.prefixlen}")
+
+    def _ensure_segment(self, segment: _Segment, book: AddressBook) -> None:
+        """Bring the bridge and its table up unless the book's subnet already runs on it; a fresh
+        start (no lease) picks the subnet and first clears a stale bridge of ours. Called with
+        the book locked."""
+        from dockyard.plugins.network import bridge_links, bridge_nft
+        from dockyard.plugins.network.bridge_ipam import free_subnet
+
+        if book.subnet and bridge_links.link_exists(segment.bridge):
+            return
+        if not book.leases:
+            bridge_links.remove_link(segment.bridge)
+            book.subnet = segment.subnet or str(free_subnet(self._routed_and_reserved()))
+        network = book.network
+        bridge_links.ensure_bridge(segment.bridge, gateway=self._gateway(segment, network))
+        bridge_nft.create_table(
+            bridge=segment.bridge, subnet=network, table=segment.table, internal=segment.internal
+        )
+
+    def _reclaim(self, segment: _Segment, leases: dict[str, dict[str, Any]]) -> None:
         """Free the leases of containers that vanished without detaching (their namespace file is
         gone: a crashed command, a removed root), with their veths and rules."""
+        from dockyard.plugins.network import bridge_links, bridge_nft
+
         for container_id, lease in list(leases.items()):
             netns = str(lease.get("netns") or "")
             if netns and not os.path.exists(netns):
                 del leases[container_id]
-                self._take_down(segment, container_id, last=False, owns_netns=False)
+                bridge_links.remove_link(self._veth(segment, container_id))
+                if lease.get("ports"):
+                    bridge_nft.remove_rules(container_id, table=segment.table)
 
     def _routed_and_reserved(self) -> list[IPv4Network]:
         """What the default bridge's subnet must not overlap: the host's routes and the
@@ -235,35 +265,30 @@ class BridgeNetworkDriver:
         return [*bridge_links.host_networks(excluding=BRIDGE), *bridge_subnets.known_subnets(self._home)]
 
     def _detach(self, segment: _Segment, container_id: str) -> None:
-        """Remove the container's veth, rules and lease (and the namespace if its attachment
-        made it); the last one out also removes the bridge and the table."""
-        from dockyard.plugins.network import netns_files
-        from dockyard.plugins.network.bridge_ipam import locked_book
+        """Remove the container's veth and namespace (if its attachment made it), then, under the
+        book's lock, its rules and lease. A user-defined network's last container also takes the
+        bridge and table along; the default bridge stays up for the next container, as docker0
+        does, so a `run` pays for neither."""
+        from dockyard.plugins.network import bridge_links, bridge_nft, netns_files
+        from dockyard.plugins.network.bridge_ipam import locked_book, read_lease
 
         default = not segment.network_id
         if not segment.book.exists():
             if default:
                 netns_files.remove(netns_files.path_for(self._netns, container_id))
             return
-        with locked_book(segment.book) as book:
-            lease = book.leases.pop(container_id, None)
-            owns = bool(lease.get("owns_netns", True)) if lease else default
-            self._take_down(segment, container_id, last=not book.leases, owns_netns=owns)
-            if not book.leases:
-                book.subnet = ""
-
-    def _take_down(self, segment: _Segment, container_id: str, *, last: bool, owns_netns: bool) -> None:
-        """Undo what an attach did for one container, and the shared pieces when `last`."""
-        from dockyard.plugins.network import bridge_links, bridge_nft, netns_files
-
+        lease = read_lease(segment.book, container_id)
         bridge_links.remove_link(self._veth(segment, container_id))
-        if owns_netns:
+        if bool(lease.get("owns_netns", True)) if lease else default:
             netns_files.remove(netns_files.path_for(self._netns, container_id))
-        if last:
-            bridge_links.remove_link(segment.bridge)
-            bridge_nft.delete_table(segment.table)
-        else:
-            bridge_nft.remove_rules(container_id, table=segment.table)
+        with locked_book(segment.book) as book:
+            lease = book.leases.pop(container_id, {})
+            if not default and not book.leases:
+                book.subnet = ""
+                bridge_links.remove_link(segment.bridge)
+                bridge_nft.delete_table(segment.table)
+            elif lease.get("ports"):
+                bridge_nft.remove_rules(container_id, table=segment.table)
 
     @staticmethod
     def _veth(segment: _Segment, container_id: str) -> str:

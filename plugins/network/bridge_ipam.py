@@ -17,7 +17,15 @@ from typing import Any
 
 from dockyard.core.errors import ConflictError, DriverFailed
 
-__all__ = ["CANDIDATE_SUBNETS", "USER_SUBNETS", "AddressBook", "free_subnet", "locked_book", "read_subnet"]
+__all__ = [
+    "CANDIDATE_SUBNETS",
+    "USER_SUBNETS",
+    "AddressBook",
+    "free_subnet",
+    "locked_book",
+    "read_lease",
+    "read_subnet",
+]
 
 CANDIDATE_SUBNETS = tuple(IPv4Network(f"172.{second}.0.0/16") for second in (30, 31, *range(16, 30)))
 # User-defined networks draw from Docker's pool order, after the default bridge's two favourites.
@@ -95,9 +103,23 @@ def locked_book(directory: Path) -> Iterator[AddressBook]:
     path = directory / "addresses.json"
     with file_lock(directory / "addresses.lock"):
         data = read_json(path, default={})
-        book = AddressBook(subnet=data.get("subnet", ""), leases=data.get("leases", {}))
+        leases = data.get("leases", {})
+        book = AddressBook(
+            subnet=data.get("subnet", ""), leases={key: dict(lease) for key, lease in leases.items()}
+        )
         yield book
-        write_json(path, {"subnet": book.subnet, "leases": book.leases})
+        if book.subnet != data.get("subnet", "") or book.leases != leases:
+            # Runtime state on tmpfs that dies with the links it describes: no fsync needed.
+            write_json(path, {"subnet": book.subnet, "leases": book.leases}, durable=False)
+
+
+def read_lease(directory: Path, container_id: str) -> dict[str, Any]:
+    """The container's lease as the book holds it now ({} when none), read without the lock:
+    only the container's own attach and detach change it."""
+    from dockyard.core.store import read_json
+
+    leases: dict[str, dict[str, Any]] = read_json(directory / "addresses.json", default={}).get("leases", {})
+    return leases.get(container_id, {})
 
 
 def read_subnet(directory: Path) -> list[IPv4Network]:

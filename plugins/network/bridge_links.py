@@ -1,14 +1,18 @@
-"""The bridge driver's kernel links through pyroute2: the bridge, one veth pair per container,
-the container's side configured inside its namespace.
+"""The bridge driver's kernel links: the bridge, one veth pair per container, the container's
+side configured inside its namespace.
 
-pyroute2 is imported inside each function (it costs ~85 ms) and its NetlinkError, like OSError,
-is translated into DriverFailed here, at the boundary.
+The per-container operations go through core.linux.rtnetlink, a few raw netlink requests, because
+importing pyroute2 alone costs a third of a second on every `run`; pyroute2 serves the rare,
+richer question (the host's routing table, asked when a bridge or network is created), imported
+inside that function. Kernel refusals (OSError, pyroute2's NetlinkError) become DriverFailed here,
+at the boundary.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -20,7 +24,7 @@ from dockyard.core.errors import DriverFailed
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
-__all__ = ["add_veth", "ensure_bridge", "host_networks", "remove_link"]
+__all__ = ["add_veth", "ensure_bridge", "host_networks", "link_exists", "remove_link"]
 
 
 @contextmanager
@@ -47,15 +51,29 @@ def host_networks(*, excluding: str) -> list[IPv4Network]:
         ]
 
 
+def link_exists(name: str) -> bool:
+    """Whether link `name` exists in the calling thread's namespace."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
 def ensure_bridge(name: str, *, gateway: IPv4Interface) -> None:
     """Create bridge `name` holding `gateway`, up, unless it exists; let it route 127.0.0.0/8
     (route_localnet) so host-local traffic to published ports can be DNATed onto it."""
-    with _netlink(f"create the bridge {name}") as ipr:
-        if not ipr.link_lookup(ifname=name):
-            ipr.link("add", ifname=name, kind="bridge")
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.addr("add", index=index, address=str(gateway.ip), prefixlen=gateway.network.prefixlen)
-            ipr.link("set", index=index, state="up")
+    from dockyard.core.linux.rtnetlink import Rtnetlink
+
+    try:
+        with Rtnetlink() as rtnl:
+            index = rtnl.add_bridge(name)
+            rtnl.add_address(index, gateway)
+            rtnl.set_up(index)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DriverFailed(f"cannot create the bridge {name}: {exc.strerror}") from exc
     try:
         Path(f"/proc/sys/net/ipv4/conf/{name}/route_localnet").write_text("1")
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
@@ -73,39 +91,39 @@ def add_veth(
     mac: str,
     interface: str = "eth0",
 ) -> None:
-    """A veth pair: `host_name` on `bridge`, its peer moved into `netns_path` as `interface` with
-    `address`, `mac` and, for eth0, the default route via `gateway`."""
+    """A veth pair: `host_name` up on `bridge`, its peer born inside `netns_path` as `interface`
+    with `mac`, then given `address` and, for eth0, the default route via `gateway`."""
     from dockyard.core.linux.netns import entered
+    from dockyard.core.linux.rtnetlink import Rtnetlink
 
-    peer = "dp" + host_name[2:]
-    with _netlink(f"create the veth pair {host_name}") as ipr:
-        ipr.link("add", ifname=host_name, kind="veth", peer={"ifname": peer})
-        index = ipr.link_lookup(ifname=host_name)[0]
-        ipr.link("set", index=index, master=ipr.link_lookup(ifname=bridge)[0], state="up")
+    try:
         fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            ipr.link("set", index=ipr.link_lookup(ifname=peer)[0], net_ns_fd=fd)
+            with Rtnetlink() as rtnl:
+                index = rtnl.add_veth(host_name, peer=interface, peer_netns_fd=fd, peer_mac=mac)
+                rtnl.set_up(index, master=socket.if_nametoindex(bridge))
         finally:
             os.close(fd)
-    try:
-        with entered(netns_path), _netlink("configure eth0 in the container") as ipr:
-            index = ipr.link_lookup(ifname=peer)[0]
-            ipr.link("set", index=index, ifname=interface, address=mac)
-            ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
-            ipr.link("set", index=index, state="up")
-            if interface == "eth0":
-                ipr.route("add", dst="0.0.0.0/0", gateway=str(gateway))
     except OSError as exc:
-        raise DriverFailed(f"cannot enter the network namespace {netns_path}: {exc.strerror}") from exc
+        raise DriverFailed(f"cannot create the veth pair {host_name}: {exc.strerror}") from exc
+    try:
+        with entered(netns_path), Rtnetlink() as rtnl:
+            index = socket.if_nametoindex(interface)
+            rtnl.add_address(index, address)
+            rtnl.set_up(index)
+            if interface == "eth0":
+                rtnl.add_default_route(gateway)
+    except OSError as exc:
+        raise DriverFailed(f"cannot configure {interface} in {netns_path}: {exc.strerror}") from exc
 
 
 def remove_link(name: str) -> None:
     """Delete link `name` (a veth takes its peer with it); a missing link is already removed."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    from dockyard.core.linux.rtnetlink import Rtnetlink
 
     try:
-        with _netlink(f"remove {name}") as ipr:
-            ipr.link("del", ifname=name)
-    except DriverFailed as exc:
-        if not (isinstance(exc.__cause__, NetlinkError) and exc.__cause__.code == errno.ENODEV):
-            raise
+        with Rtnetlink() as rtnl:
+            rtnl.delete_link(name)
+    except OSError as exc:
+        if exc.errno != errno.ENODEV:
+            raise DriverFailed(f"cannot remove {name}: {exc.strerror}") from exc

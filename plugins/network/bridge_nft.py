@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from dockyard.core.drivers import PortMapping
 from dockyard.core.errors import DriverFailed, DriverPrerequisites
+from dockyard.plugins.network.bridge import BRIDGE, USER_BRIDGE_PREFIX
 
 __all__ = ["add_rules", "create_table", "delete_table", "remove_rules"]
 
@@ -36,19 +37,22 @@ def _nft(*args: str, script: str = "") -> str:
 def create_table(*, bridge: str, subnet: IPv4Network, table: str = TABLE, internal: bool = False) -> None:
     """(Re)create the table with its chains and the masquerade rules, replacing a stale one.
 
-    An `internal` network gets no masquerade and a forward chain that drops whatever would enter
-    or leave the bridge from or to another link: its containers reach only each other.
+    The forward chain keeps networks apart as Docker does: nothing from this bridge is forwarded
+    to another of ours (`dockyard0`, `dy-*`), and each network's table says so for its own
+    bridge, so no pair of networks talks either way. An `internal` network gets no masquerade
+    and drops whatever would enter or leave the bridge from or to any other link: its
+    containers reach only each other.
     """
-    outside = (
-        f"""
-    chain forward {{
-        type filter hook forward priority filter; policy accept;
+    if internal:
+        forward = f"""
         iifname "{bridge}" oifname != "{bridge}" drop
-        oifname "{bridge}" iifname != "{bridge}" drop
-    }}"""
-        if internal
-        else ""
-    )
+        oifname "{bridge}" iifname != "{bridge}" drop"""
+    else:
+        forward = "".join(
+            f"""
+        iifname "{bridge}" oifname "{other}" oifname != "{bridge}" drop"""
+            for other in (BRIDGE, f"{USER_BRIDGE_PREFIX}*")
+        )
     masquerade = "" if internal else f'ip saddr {subnet} oifname != "{bridge}" masquerade'
     _nft(
         "-f",
@@ -63,7 +67,10 @@ table {table} {{
         type nat hook postrouting priority srcnat; policy accept;
         {masquerade}
         ip saddr 127.0.0.0/8 oifname "{bridge}" masquerade
-    }}{outside}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;{forward}
+    }}
 }}
 """,
     )
