@@ -11,7 +11,6 @@ builder's `--rm` does.
 from __future__ import annotations
 
 import contextlib
-import sys
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -73,8 +72,9 @@ def run_step(engine: Engine, step: RunStep, draft: ImageDraft, *, out: TextIO, q
             release(engine, engine.containers.load(container.id))
             engine.hooks.container_stopped(container_id=container.id, exit_code=code)
 
-        sys.stdout.flush()
-        with contextlib.redirect_stderr(out):  # attach writes the container's stderr to sys.stderr
+        out.flush()
+        # attach writes to sys.stdout and sys.stderr (binary, through `.buffer`): both go to `out`
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             code = attach(
                 socket_path, stdin=False, tty=False, stdout=not quiet, stderr=not quiet, cleanup=cleanup
             )

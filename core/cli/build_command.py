@@ -1,11 +1,14 @@
 """`build`: an image from a Dockerfile and a context, with Docker's classic output and exit codes.
 
 Like `docker build`, a failed build exits 1, except a failed RUN, which exits with the command's
-own code; the error is one line on standard error.
+own code; the error is one line on standard error (after the build's output, kept until then, with
+`-q`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import sys
 
 import click
@@ -88,13 +91,15 @@ def build(
         network=_optional(flags["network"]),
         quiet=bool(flags["quiet"]),
     )
+    # -q: the progress goes to memory, shown on standard error only if the build fails (Docker's CLI);
+    # a TextIOWrapper, since the RUN steps write their output to its binary `.buffer`
+    kept = io.BytesIO()
+    progress = io.TextIOWrapper(kept, encoding="utf-8", write_through=True) if options.quiet else sys.stdout
     try:
-        image_id = build_image(engine, options, out=sys.stdout)
-    except RunFailed as exc:
-        report_error(exc)
-        ctx.exit(exc.code)
+        image_id = build_image(engine, dataclasses.replace(options, quiet=False), out=progress)
     except DockyardError as exc:
+        sys.stderr.write(kept.getvalue().decode(errors="replace"))
         report_error(exc)
-        ctx.exit(1)
+        ctx.exit(exc.code if isinstance(exc, RunFailed) else 1)
     if options.quiet:
         click.echo(image_id)

@@ -649,6 +649,10 @@ def test_files_stdin_quiet_labels_tags_and_the_alias(
     assert image_id(dockyard, "one") == image_id(dockyard, "two:v2") == quiet.strip()
     assert config_of(dockyard, "one")["Labels"] == {"owner": "me", "empty": ""}
     assert dockyard(*RUN, "two:v2").stdout == "kept\n"
+    failed = dockyard("build", *NO_NETWORK, "-q", str(context), check=False)  # its Dockerfile: RUN false
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert "Step 2/2 : RUN false" in failed.stderr, "-q shows the kept output when the build fails"
+    assert failed.stderr.endswith("Error: The command '/bin/sh -c false' returned a non-zero code: 1\n")
 
     # -f - : the Dockerfile on stdin, the directory as the context
     dockerfile = b"FROM busybox\nCOPY keep.txt /from-stdin\n"
