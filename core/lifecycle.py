@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -402,6 +403,8 @@ def remove_stopped(engine: Engine, container: Container, *, volumes: bool) -> No
                     engine.volumes.remove(record["Name"], in_use_by=[])
     with engine.containers.locked():
         engine.containers.delete(container)
+    # The monitor's runtime directory (its attach socket lived there) goes with the record.
+    shutil.rmtree(engine.settings.runroot / "containers" / container.id, ignore_errors=True)
     engine.hooks.container_removed(container_id=container.id)
 
 

@@ -67,6 +67,8 @@ def test_stdin_is_piped_with_dash_i(dockyard: Dockyard, busybox: str) -> None:
     result = dockyard("run", "-i", "--rm", busybox, "cat", input=b"through the pipe\n")
     assert result.stdout == "through the pipe\n"
     assert dockyard("ps", "-aq").stdout == "", "--rm leaves nothing behind"
+    runtime = dockyard.runroot / "containers"
+    assert not runtime.exists() or list(runtime.iterdir()) == [], "nor a runtime directory"
 
 
 def test_detached_lifecycle(dockyard: Dockyard, busybox: str) -> None:
