@@ -64,10 +64,24 @@ def measure(engine: Engine, count: int, *, timeout: float) -> tuple[float, float
     time.sleep(2)  # let every monitor settle into its idle loop
     pids = [pid for pid in monitor_pids(MONITORS[engine.name]) if pid not in before]
     total = sum(pss_kib(pid) for pid in pids)
-    ids = run([*base, "ps", "-aq"], timeout=timeout).stdout.split()
-    if ids:
-        run([*base, "rm", "-f", *ids], timeout=timeout * 4)
+    remove_all(base, timeout=timeout)
     return statistics.median(starts), total / max(len(pids), 1), len(pids)
+
+
+def remove_all(base: list[str], *, timeout: float, attempts: int = 3) -> None:
+    """Remove every container of the engine. On a loaded machine podman's `rm -f` sometimes
+    finds a container's shm mount still busy and gives up on the rest: try again."""
+    for attempt in range(1, attempts + 1):
+        ids = run([*base, "ps", "-aq"], timeout=timeout).stdout.split()
+        if not ids:
+            return
+        try:
+            run([*base, "rm", "-f", *ids], timeout=timeout * 4)
+            return
+        except BenchError:
+            if attempt == attempts:
+                raise
+            time.sleep(2)
 
 
 def main(argv: list[str] | None = None) -> int:
