@@ -108,15 +108,29 @@ def inspect_container(engine: Engine, container: Container) -> dict[str, Any]:
             for mount in config["HostConfig"].get("Mounts") or []
         ],
         "Config": config["Config"],
-        "NetworkSettings": state.get("NetworkSettings")
-        or {
-            "Bridge": "",
-            "SandboxID": "",
-            "Ports": {},
-            "IPAddress": "",
-            "Gateway": "",
-            "MacAddress": "",
-            "Networks": {},
-        },
+        "NetworkSettings": state.get("NetworkSettings") or _configured_networks(container),
         "Dockyard": config.get("Dockyard", {}),
     }
+
+
+def _configured_networks(container: Container) -> dict[str, Any]:
+    """A container without a live network shows the networks it is configured for, with empty
+    addresses, as Docker's stopped containers do (none for `container:NAME`)."""
+    from dockyard.core.drivers import NetworkAttachment
+    from dockyard.core.network_endpoints import CONTAINER_MODE, endpoints_of
+    from dockyard.core.network_settings import Endpoint, network_settings
+
+    if str(container.config["HostConfig"].get("NetworkMode") or "").startswith(CONTAINER_MODE):
+        return network_settings([])
+    return network_settings(
+        [
+            Endpoint(
+                network=name,
+                attachment=NetworkAttachment(netns_path=None),
+                network_id=str(endpoint.get("NetworkID") or ""),
+                aliases=tuple(endpoint.get("Aliases") or ()),
+                user_defined=bool(endpoint.get("UserDefined")),
+            )
+            for name, endpoint in endpoints_of(container).items()
+        ]
+    )

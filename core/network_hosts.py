@@ -58,14 +58,19 @@ def _rewrite(container: Container, lines: list[str]) -> None:
         return  # removed meanwhile: nobody reads it any more
 
 
-def refresh_peers(engine: Engine, container: Container) -> None:
+def refresh_peers(engine: Engine, container: Container, *, left: Iterable[str] = ()) -> None:
     """After `container` joined or left its user-defined networks: rewrite the hosts file of
-    every container on those networks (the container's own included)."""
-    touched = set(_user_networks(container)) | {
-        name
-        for name, endpoint in (container.config.get("Dockyard", {}).get("Networks") or {}).items()
-        if endpoint.get("UserDefined")
-    }
+    every container on those networks (the container's own included); `left` names networks it
+    is no longer recorded on, whose members must forget it too."""
+    touched = (
+        set(left)
+        | set(_user_networks(container))
+        | {
+            name
+            for name, endpoint in (container.config.get("Dockyard", {}).get("Networks") or {}).items()
+            if endpoint.get("UserDefined")
+        }
+    )
     if not touched:
         return
     with engine.networks.locked():

@@ -2,8 +2,8 @@
 
 The records live in the NetworkStore (core/networks.py); the driver chooses and checks subnets
 (`create_network`) and forgets them (`remove_network`). A network any container refers to, in
-whatever state, cannot be removed. `connect`/`disconnect` change a container that is not
-running; the change takes effect at its next start.
+whatever state, cannot be removed. `connect`/`disconnect` change a running container at once
+(network_live) and a stopped one from its next start.
 """
 
 from __future__ import annotations
@@ -178,43 +178,45 @@ def prune_networks(engine: Engine) -> list[str]:
     return removed
 
 
-def _not_running(container: Container, action: str) -> None:
-    if container.running or container.status == "paused":
-        raise ConflictError(
-            f"cannot {action} running container {container.name}: stop it first "
-            "(networks of a running container cannot change yet)"
-        )
-
-
 def connect(engine: Engine, text: str, container: Container, *, aliases: list[str]) -> None:
-    """Add a user-defined network to a container that is not running."""
+    """Add a user-defined network to a container: at once when it runs (network_live), else
+    from its next start."""
     record = find_network(engine, text)
     if engine.networks.find(record["Id"]) is None:
         raise UsageError(f"container cannot be connected to the built-in network {record['Name']}")
-    _not_running(container, "connect")
     from dockyard.core.network_endpoints import CONTAINER_MODE, endpoints_of
+    from dockyard.core.network_live import connect_running, is_live
 
     if str(container.config["HostConfig"].get("NetworkMode") or "").startswith(CONTAINER_MODE):
         raise ConflictError("container sharing network namespace with another container cannot be connected")
     endpoints = endpoints_of(container)
     if record["Name"] in endpoints:
         raise ConflictError(f"endpoint with name {container.name} already exists in network {record['Name']}")
-    endpoints[record["Name"]] = {
+    endpoint = {
         "Index": 1 + max((int(endpoint.get("Index", 0)) for endpoint in endpoints.values()), default=-1),
         "Driver": record["Driver"],
         "NetworkID": record["Id"],
         "Aliases": list(aliases),
         "UserDefined": True,
     }
+    if is_live(container):
+        connect_running(engine, container, record, endpoint)
+        return
+    endpoints[record["Name"]] = endpoint
     container.config["Dockyard"]["Networks"] = endpoints
     engine.containers.save_config(container)
 
 
 def disconnect(engine: Engine, text: str, container: Container) -> None:
-    """Remove a network from a container that is not running."""
+    """Remove a network from a container: at once when it runs (network_live), else from its
+    next start."""
     record = find_network(engine, text)
-    _not_running(container, "disconnect")
     from dockyard.core.network_endpoints import endpoints_of
+    from dockyard.core.network_live import disconnect_running, is_live
+
+    if is_live(container):
+        disconnect_running(engine, container, record)
+        return
 
     endpoints = endpoints_of(container)
     if record["Name"] not in endpoints:

@@ -15,7 +15,7 @@ from typing import Any
 
 from dockyard.core.drivers import NetworkAttachment
 
-__all__ = ["Endpoint", "network_settings"]
+__all__ = ["Endpoint", "endpoint_fields", "network_settings"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class Endpoint:
     user_defined: bool = False
 
 
-def _endpoint_fields(endpoint: Endpoint) -> dict[str, Any]:
+def endpoint_fields(endpoint: Endpoint) -> dict[str, Any]:
+    """One entry of `NetworkSettings.Networks`: the endpoint as Docker shows it."""
     attachment = endpoint.attachment
     return {
         "IPAMConfig": None,
@@ -68,5 +69,5 @@ def network_settings(endpoints: Sequence[Endpoint], *, sandbox: str = "") -> dic
         "IPPrefixLen": attachment.prefix_length,
         "Gateway": attachment.gateway,
         "MacAddress": attachment.mac_address,
-        "Networks": {endpoint.network: _endpoint_fields(endpoint) for endpoint in endpoints},
+        "Networks": {endpoint.network: endpoint_fields(endpoint) for endpoint in endpoints},
     }
