@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
@@ -28,6 +29,7 @@ __all__ = [
     "Availability",
     "Change",
     "ChangeKind",
+    "DetachedDiffs",
     "DriverContext",
     "DriverEntry",
     "DriverKind",
@@ -40,6 +42,7 @@ __all__ = [
     "NetworkDriver",
     "PortMapping",
     "ResourceUsage",
+    "StagedDiff",
     "StorageDriver",
     "select_driver",
 ]
@@ -157,6 +160,41 @@ class StorageDriver(Protocol):
 
     def cleanup(self) -> None:
         """Release whatever the driver holds for this process (mounts it no longer needs)."""
+
+
+@dataclass(frozen=True)
+class StagedDiff:
+    """A layer diff applied into a driver's scratch space but not yet a layer: what the archive
+    produced, and where the driver keeps it until `DetachedDiffs.commit_diff`."""
+
+    diff: LayerDiff
+    location: Path
+
+
+@runtime_checkable
+class DetachedDiffs(Protocol):
+    """Optional storage capability: applying a layer's diff apart from its parent, so an image's
+    layers can be applied at the same time, each straight from its download.
+
+    A driver whose layer holds only the layer's own entries (overlay: whiteouts are recorded, not
+    carried out, and a layer never starts as a copy or snapshot of its parent) declares it by
+    implementing these two methods; the core checks with `isinstance`. Drivers without it (vfs,
+    btrfs) get `create_layer` and `apply_diff`, one layer after another.
+
+    The core stages every missing layer of an image concurrently (from several threads), checks
+    each diff's digest, then commits them bottom first, so a parent is always committed before
+    its child. A staged diff nothing can see until it is committed; leaving the context manager
+    `stage_diff` returned discards whatever was not committed (a digest mismatch, a failed
+    sibling), and a killed process leaves only scratch space for `cleanup()`. `commit_diff` need
+    not flush anything to disk: the core syncs the filesystem once before it records the image.
+    """
+
+    def stage_diff(self, archive: BinaryIO, *, base: bool) -> AbstractContextManager[StagedDiff]:
+        """Apply an uncompressed layer tar into private scratch space; `base` says the layer will
+        have no parent (whiteouts then hide nothing and may simply be carried out)."""
+
+    def commit_diff(self, staged: StagedDiff, layer_id: str, parent: str | None) -> None:
+        """Make a staged diff the layer `layer_id` on `parent` (which exists), atomically."""
 
 
 @runtime_checkable

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from dockyard.core.blob_downloads import BlobDownloads
+from dockyard.core.drivers import DetachedDiffs, DriverKind
 from dockyard.core.engine import Engine
 from dockyard.core.errors import ContentError, NotFoundError
 from dockyard.core.layer_blobs import LayerBlob, LayerBlobStore
 from dockyard.core.layer_streams import Compression, open_layer
-from dockyard.core.layers import chain_id
+from dockyard.core.layers import LayerRecord, chain_id
+from dockyard.core.store import sync_filesystem
 from dockyard.core.timestamps import now_rfc3339
 
 __all__ = [
@@ -132,6 +134,27 @@ class ImageAssembler:
         self._sources: list[LayerSource] = []
         self._size = 0
 
+    @property
+    def hold(self) -> ExitStack:
+        """What keeps the layers locked until the commit."""
+        return self._hold
+
+    def detached_driver(self) -> DetachedDiffs | None:
+        """The storage driver when it can stage layers concurrently (see layer_staging.py)."""
+        driver = self._engine.layers.driver
+        return driver if isinstance(driver, DetachedDiffs) else None
+
+    def blob_path(self, source: LayerSource) -> Path:
+        """The file a layer's blob is read from: its download, or the stored blob."""
+        return source.staged or self._blobs.path(source.blob)
+
+    def add_record(self, record: LayerRecord, source: LayerSource) -> None:
+        """Append a layer put in place elsewhere (layer_staging.py), locked until the commit."""
+        self._parent = record.chain_id
+        self._chains.append(record.chain_id)
+        self._sources.append(source)
+        self._size += record.size
+
     def stored_blob(self, diff_ids: list[str], index: int) -> LayerBlob | None:
         """A kept blob for layer `index` if that layer (on the layers below it) already exists."""
         parent = None
@@ -161,10 +184,7 @@ class ImageAssembler:
         layer = self._engine.layers.ensure(
             parent=self._parent, diff_id=blob.diff_id, archive=archive, hold=self._hold
         )
-        self._parent = layer.chain_id
-        self._chains.append(layer.chain_id)
-        self._sources.append(source)
-        self._size += layer.size
+        self.add_record(layer, source)
 
     def commit(
         self,
@@ -176,10 +196,17 @@ class ImageAssembler:
         digests: Sequence[str] = (),
         source: str | None = None,
     ) -> CommitResult:
-        """Record the image: adopt the layer blobs, store the manifest, add the image, tag it."""
+        """Record the image: adopt the layer blobs, store the manifest, add the image, tag it.
+
+        The filesystems of the layers and of the image store are synced first, once: the layers,
+        their records and the downloaded blobs were written without a flush per file.
+        """
         engine = self._engine
         when = now_rfc3339()
         previous: dict[str, str | None] = {}
+        storage_home = engine.driver_context(DriverKind.STORAGE, engine.storage_name).home
+        for home in _distinct_filesystems(engine.image_home, storage_home):
+            sync_filesystem(home)
         with engine.images.locked():
             for layer in self._sources:
                 if layer.staged is not None:
@@ -196,3 +223,12 @@ class ImageAssembler:
             for digest in digests:
                 engine.images.add_digest(image_id, digest)
         return CommitResult(image_id, previous)
+
+
+def _distinct_filesystems(*homes: Path) -> list[Path]:
+    """The directories among `homes` that exist, one per filesystem."""
+    seen: dict[int, Path] = {}
+    for home in homes:
+        if home.is_dir():
+            seen.setdefault(home.stat().st_dev, home)
+    return list(seen.values())

@@ -17,14 +17,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.core.digests import digest_hex, validate_digest
-from dockyard.core.drivers import StorageDriver
+from dockyard.core.drivers import DetachedDiffs, LayerDiff, StagedDiff, StorageDriver
 from dockyard.core.errors import ContentError
 from dockyard.core.log import get_logger
 from dockyard.core.store import TEMP_PREFIX, file_lock, read_json, write_json
 
-__all__ = ["LayerRecord", "LayerStore", "chain_id"]
+__all__ = ["LayerRecord", "LayerStore", "chain_id", "check_diff"]
 
 log = get_logger(__name__)
+
+
+def check_diff(result: LayerDiff, diff_id: str) -> None:
+    """Refuse a layer whose content is not the diff_id the image config names."""
+    if result.digest != diff_id:
+        raise ContentError(f"layer content digest mismatch: expected {diff_id}, got {result.digest}")
 
 
 def chain_id(parent: str | None, diff_id: str) -> str:
@@ -78,6 +84,25 @@ class LayerStore:
         The layer's lock stays held until `hold` closes. A diff whose digest is not `diff_id`
         is removed and raises ContentError.
         """
+        existing = self.claim(parent=parent, diff_id=diff_id, hold=hold)
+        if existing is not None:
+            return existing
+        chain = chain_id(parent, diff_id)
+        layer_id = digest_hex(chain)
+        self.driver.create_layer(layer_id, digest_hex(parent) if parent else None)
+        try:
+            with archive() as stream:
+                result = self.driver.apply_diff(layer_id, stream)
+            check_diff(result, diff_id)
+            size = self.driver.diff_size(layer_id)
+        except BaseException:
+            self.driver.remove(layer_id)
+            raise
+        return self._record(chain, diff_id, parent, size, durable=True)
+
+    def claim(self, *, parent: str | None, diff_id: str, hold: ExitStack) -> LayerRecord | None:
+        """Lock the layer `diff_id` on `parent` until `hold` closes; its record if it is complete,
+        else None, with whatever a killed command left of it removed."""
         chain = chain_id(parent, diff_id)
         hold.enter_context(file_lock(self._locks / f"{digest_hex(chain)}.lock"))
         existing = self.get(chain)
@@ -88,23 +113,32 @@ class LayerStore:
         if self.driver.exists(layer_id):
             log.info("removing incomplete layer", chain_id=chain, driver=self.driver.name)
             self.driver.remove(layer_id)
-        self.driver.create_layer(layer_id, digest_hex(parent) if parent else None)
+        return None
+
+    def add_staged(self, driver: DetachedDiffs, staged: StagedDiff, *, parent: str | None) -> LayerRecord:
+        """Commit a diff staged (and checked) by a DetachedDiffs driver as the layer on `parent`,
+        claimed beforehand. Nothing is flushed: the caller syncs the filesystem before it records
+        an image using the layer."""
+        chain = chain_id(parent, staged.diff.digest)
+        layer_id = digest_hex(chain)
+        driver.commit_diff(staged, layer_id, digest_hex(parent) if parent else None)
         try:
-            with archive() as stream:
-                result = self.driver.apply_diff(layer_id, stream)
-            if result.digest != diff_id:
-                raise ContentError(f"layer content digest mismatch: expected {diff_id}, got {result.digest}")
             size = self.driver.diff_size(layer_id)
         except BaseException:
             self.driver.remove(layer_id)
             raise
+        return self._record(chain, staged.diff.digest, parent, size, durable=False)
+
+    def _record(
+        self, chain: str, diff_id: str, parent: str | None, size: int, *, durable: bool
+    ) -> LayerRecord:
         log.info("layer applied", chain_id=chain, diff_id=diff_id, size=size, driver=self.driver.name)
-        record = LayerRecord(chain, diff_id, parent, size)
         write_json(
-            self._records / f"{layer_id}.json",
+            self._records / f"{digest_hex(chain)}.json",
             {"chain_id": chain, "diff_id": diff_id, "parent": parent, "size": size},
+            durable=durable,
         )
-        return record
+        return LayerRecord(chain, diff_id, parent, size)
 
     def chain_ids(self) -> list[str]:
         """Chain ids of every recorded layer."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -292,13 +291,15 @@ class RegistryClient:
         *,
         progress: ProgressCallback,
         resume: bool = False,
+        restarted: Callable[[], None] | None = None,
     ) -> None:
         """Stream a blob into `destination`, resuming after interruptions, checked against its descriptor.
 
         With `resume`, the bytes already in `destination` (left by a killed pull) are hashed and
         kept: a complete blob is only verified, a partial one continues with an HTTP range, and if
-        what was there turns out wrong the blob is downloaded again from the start. The file is
-        flushed to disk before this returns, so it is safe to rename into the store.
+        what was there turns out wrong the blob is downloaded again from the start (`restarted` is
+        told). Each chunk is in the file (not flushed to disk) before `progress` hears of it, so
+        another reader can follow the download; the store syncs the filesystem when it commits.
         """
         with destination.open("r+b" if resume and destination.exists() else "w+b") as out:
             hasher, written = _hash_existing(out, descriptor)
@@ -307,6 +308,7 @@ class RegistryClient:
             def write(chunk: bytes) -> None:
                 nonlocal written
                 out.write(chunk)
+                out.flush()
                 written += len(chunk)
                 progress(written)
 
@@ -315,6 +317,8 @@ class RegistryClient:
                 out.seek(0)
                 out.truncate()
                 written = 0
+                if restarted is not None:
+                    restarted()
 
             try:
                 self._fetch(repository, descriptor, write, restart=restart, hasher=hasher, received=written)
@@ -323,8 +327,6 @@ class RegistryClient:
                     raise
                 restart()
                 self._fetch(repository, descriptor, write, restart=restart)
-            out.flush()
-            os.fsync(out.fileno())
 
     def _fetch(
         self,

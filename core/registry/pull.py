@@ -10,11 +10,12 @@ The order of a pull, and what each step checks:
    as the manifest has layers, and match `--platform` when one was asked for.
 3. The layers: downloaded in parallel (three at a time, as Docker) into the layer blob store's
    download area (blob_downloads.py), each checked against its digest and size, resumed with HTTP
-   ranges when a connection breaks, and flushed to disk. A pull killed on the way leaves its
-   downloads there: the next pull reuses the complete ones and continues the partial one. As soon
-   as the next layer in order is complete it is applied by the storage driver straight from that
-   file, decompressed on the fly, and must expand to its diff_id; meanwhile later layers keep
-   downloading.
+   ranges when a connection breaks. A pull killed on the way leaves its downloads there: the next
+   pull reuses the complete ones and continues the partial one. A storage driver that can stage
+   layers apart (DetachedDiffs, layer_staging.py) extracts every layer while it downloads, from the
+   file as it grows (download_feed.py), and commits them bottom first once each blob and diff_id
+   is verified; any other driver applies each layer, in order, once its download is complete.
+   Either way a layer must expand to its diff_id.
 4. The commit, under the image store's lock (image_assembly.py): blobs kept for push and save, the
    manifest stored, the image recorded, tagged and given its repository digest.
 
@@ -31,10 +32,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import BinaryIO, TextIO, TypeVar, cast
 
 from dockyard.core import log
 from dockyard.core.digests import digest_hex, sha256_digest
+from dockyard.core.download_feed import DownloadFeed
 from dockyard.core.engine import Engine
 from dockyard.core.errors import ContentError, NotFoundError, RegistryError
 from dockyard.core.image_assembly import (
@@ -46,6 +48,7 @@ from dockyard.core.image_assembly import (
 )
 from dockyard.core.images import Image
 from dockyard.core.layer_blobs import LayerBlob
+from dockyard.core.layer_staging import PendingLayer, apply_concurrently
 from dockyard.core.platforms import host_architecture, host_os
 from dockyard.core.reference import Reference
 from dockyard.core.registry.client import FetchedManifest, RegistryClient
@@ -264,23 +267,38 @@ class Puller:
         downloads = blob_downloads(self._engine)
         # Claimed in sorted order, so two pulls waiting for each other's blobs cannot deadlock.
         wanted = sorted({blob.digest for _, blob, source in layers if source is None})
-        destinations = {digest: downloads.claim(digest, hold=hold) for digest in wanted}
+        feeds = {digest: DownloadFeed(downloads.claim(digest, hold=hold)) for digest in wanted}
         stop = threading.Event()
         fetched: dict[str, Future[Path]] = {}
         with ThreadPoolExecutor(MAX_CONCURRENT_DOWNLOADS, thread_name_prefix="pull") as pool:
+
+            def abort() -> None:
+                stop.set()
+                for future in fetched.values():
+                    future.cancel()
+                for feed in feeds.values():
+                    feed.finish(verified=False)  # a stager waiting for a cancelled download gives up
+
             try:
                 for descriptor, blob, source in layers:
                     if source is None and blob.digest not in fetched:
                         if len(fetched) >= MAX_CONCURRENT_DOWNLOADS:
                             progress.status(_short(blob.digest), "Waiting")
                         fetched[blob.digest] = pool.submit(
-                            self._download,
-                            client,
-                            target.repository,
-                            descriptor,
-                            destinations[blob.digest],
-                            stop,
+                            self._download, client, target.repository, descriptor, feeds[blob.digest], stop
                         )
+                driver = assembler.detached_driver()
+                if driver is not None:
+                    pending = [_pending(assembler, blob, known, feeds, fetched) for _, blob, known in layers]
+
+                    def committed(index: int) -> None:
+                        if layers[index][2] is None:
+                            progress.status(_short(layers[index][1].digest), "Pull complete")
+
+                    apply_concurrently(
+                        assembler, self._engine.layers, driver, pending, committed=committed, abort=abort
+                    )
+                    return
                 for _, blob, source in layers:
                     if source is not None:
                         assembler.add_layer(source)
@@ -294,7 +312,7 @@ class Puller:
                     assembler.add_layer(LayerSource(blob, staged), progress=extracting)
                     progress.status(ident, "Pull complete")
             except BaseException:
-                stop.set()
+                abort()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
@@ -303,22 +321,48 @@ class Puller:
         client: RegistryClient,
         repository: str,
         descriptor: Descriptor,
-        destination: Path,
+        feed: DownloadFeed,
         stop: threading.Event,
     ) -> Path:
-        """Download (or finish downloading, after a killed pull) one claimed blob into `destination`."""
+        """Download (or finish downloading, after a killed pull) one claimed blob into its file,
+        telling `feed` how far it got for whoever extracts the layer meanwhile."""
         ident = _short(descriptor.digest)
         progress = self._progress
 
         def downloading(done: int) -> None:
             if stop.is_set():
                 raise _Cancelled()
+            feed.advance(done)
             progress.bar(ident, "Downloading", done, descriptor.size)
 
-        client.download_blob(repository, descriptor, destination, progress=downloading, resume=True)
+        try:
+            client.download_blob(
+                repository, descriptor, feed.path, progress=downloading, resume=True, restarted=feed.restart
+            )
+        except BaseException:
+            feed.finish(verified=False)
+            raise
+        feed.finish(verified=True)
         progress.status(ident, "Verifying Checksum")
         progress.status(ident, "Download complete")
-        return destination
+        return feed.path
+
+
+def _pending(
+    assembler: ImageAssembler,
+    blob: LayerBlob,
+    stored: LayerSource | None,
+    feeds: dict[str, DownloadFeed],
+    fetched: dict[str, Future[Path]],
+) -> PendingLayer:
+    """A layer for layer_staging: read from its download as it arrives, or from its stored blob."""
+    if stored is not None:
+        path = assembler.blob_path(stored)
+        return PendingLayer(stored, lambda: path.open("rb"), lambda: path)
+    feed = feeds[blob.digest]
+    return PendingLayer(
+        LayerSource(blob, feed.path), lambda: cast(BinaryIO, feed.reader()), fetched[blob.digest].result
+    )
 
 
 def _short(digest: str) -> str:

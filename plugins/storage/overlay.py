@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockyard.core import store
-from dockyard.core.drivers import Availability, Change, DriverContext, LayerDiff
+from dockyard.core.drivers import Availability, Change, DriverContext, LayerDiff, StagedDiff
 from dockyard.core.errors import ConflictError, DriverFailed, NotFoundError, StoreError
 from dockyard.core.hookspecs import hookimpl
 from dockyard.core.storage_kit import LAYER_ID, MountCounts, check_id, failing
@@ -202,6 +202,31 @@ class OverlayDriver:
                 os.rename(work, directory)
         return result
 
+    @contextmanager
+    def stage_diff(self, archive: BinaryIO, *, base: bool) -> Iterator[StagedDiff]:
+        """Apply a layer tar into a new layer directory in scratch space (DetachedDiffs): a layer's
+        own directory never depends on its parent's, so an image's layers stage side by side; a
+        base layer carries its whiteouts out, as `apply_diff` does. Discarded unless committed."""
+        from dockyard.core.layer_apply import WhiteoutMode, apply_layer
+
+        if base:
+            mode = WhiteoutMode.DELETE
+        else:
+            mode = WhiteoutMode.OVERLAY_USERXATTR if self._rootless else WhiteoutMode.OVERLAY
+        with _failing("creating scratch space"):
+            self._home.mkdir(parents=True, exist_ok=True)
+        with store.scratch_dir(self._home) as scratch:
+            with _failing("staging a layer diff"):
+                staged = _empty_layer(scratch)
+            result = apply_layer(staged / "diff", archive, whiteouts=mode, ignore_chown=self._rootless)
+            yield StagedDiff(result, staged)
+
+    def commit_diff(self, staged: StagedDiff, layer_id: str, parent: str | None) -> None:
+        """Make a staged diff the layer `layer_id` on `parent`: its link and record, one rename.
+        The record is not flushed here: the core syncs the filesystem before recording the image."""
+        with _failing(f"committing layer {layer_id}"):
+            self._place(staged.location, layer_id, parent, container=False, durable=False)
+
     def diff(self, layer_id: str) -> Iterator[bytes]:
         """The layer's own directory as an OCI layer tar, overlay whiteouts turned back into
         OCI ones (the native diff: nothing below the layer is read)."""
@@ -263,36 +288,41 @@ class OverlayDriver:
         return self._verdict
 
     def _create(self, layer_id: str, parent: str | None, *, container: bool) -> None:
-        directory = self._dir(layer_id)
-        if directory.is_dir():
+        if self._dir(layer_id).is_dir():
             raise ConflictError(f"layer {layer_id} already exists")
+        if parent is not None and not self.exists(parent):
+            raise NotFoundError(f"parent layer {parent} of {layer_id} does not exist")
+        with _failing(f"creating layer {layer_id}"):
+            self._home.mkdir(parents=True, exist_ok=True)
+            with store.scratch_dir(self._home) as scratch:
+                staged = _empty_layer(scratch)
+                if container and parent is not None:
+                    (staged / "work").mkdir()
+                self._place(staged, layer_id, parent, container=container, durable=True)
+
+    def _place(
+        self, staged: Path, layer_id: str, parent: str | None, *, container: bool, durable: bool
+    ) -> None:
+        """Give a layer built in scratch space its link and record, and rename it into place."""
+        directory = self._dir(layer_id)
         lowers: list[str] = []
         if parent is not None:
             if not self.exists(parent):
                 raise NotFoundError(f"parent layer {parent} of {layer_id} does not exist")
             above = self._record(parent)
             lowers = [above["link"], *above["lowers"]]
-        with _failing(f"creating layer {layer_id}"):
-            self._home.mkdir(parents=True, exist_ok=True)
-            with store.scratch_dir(self._home) as scratch:
-                staged = scratch / "layer"
-                staged.mkdir()
-                (staged / "diff").mkdir()
-                os.chmod(staged / "diff", 0o755)
-                if lowers:
-                    (staged / "merged").mkdir()
-                    if container:
-                        (staged / "work").mkdir()
-                with self._locked():
-                    if directory.is_dir():
-                        raise ConflictError(f"layer {layer_id} already exists")
-                    link = self._new_link(layer_id)
-                    store.write_json(
-                        staged / _RECORD,
-                        {"parent": parent, "link": link, "lowers": lowers, "container": container},
-                    )
-                    self._layers.mkdir(exist_ok=True)
-                    os.rename(staged, directory)
+            (staged / "merged").mkdir(exist_ok=True)
+        with self._locked():
+            if directory.is_dir():
+                raise ConflictError(f"layer {layer_id} already exists")
+            link = self._new_link(layer_id)
+            store.write_json(
+                staged / _RECORD,
+                {"parent": parent, "link": link, "lowers": lowers, "container": container},
+                durable=durable,
+            )
+            self._layers.mkdir(exist_ok=True)
+            os.rename(staged, directory)
 
     def _new_link(self, layer_id: str) -> str:
         """Make a fresh short link to the layer's directory (it dangles until the layer is
@@ -384,6 +414,15 @@ class OverlayDriver:
     def _locked(self) -> Iterator[None]:
         with store.file_lock(self._lock_path):
             yield
+
+
+def _empty_layer(scratch: Path) -> Path:
+    """A new layer directory in scratch space with its empty `diff` (mode 0755, like mkdir -p)."""
+    staged = scratch / "layer"
+    staged.mkdir()
+    (staged / "diff").mkdir()
+    os.chmod(staged / "diff", 0o755)
+    return staged
 
 
 def _is_mounted(path: Path) -> bool:

@@ -10,6 +10,7 @@ def test_driver_contract_names() -> None:
         "Availability",
         "Change",
         "ChangeKind",
+        "DetachedDiffs",
         "DriverContext",
         "DriverEntry",
         "DriverKind",
@@ -22,6 +23,7 @@ def test_driver_contract_names() -> None:
         "NetworkDriver",
         "PortMapping",
         "ResourceUsage",
+        "StagedDiff",
         "StorageDriver",
         "select_driver",
     ]
