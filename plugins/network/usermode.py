@@ -29,7 +29,6 @@ from pathlib import Path
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
 from dockyard.core.errors import DriverFailed
-from dockyard.core.port_bindings import privileged_port_refusal
 
 __all__ = ["INTERFACE", "TUN_DEVICE", "UserModeNetworkDriver", "ensure_ports_free"]
 
@@ -56,6 +55,8 @@ def ensure_ports_free(ports: tuple[PortMapping, ...]) -> None:
             try:
                 probe.bind((port.host_ip, port.host_port))
             except OSError as exc:
+                from dockyard.core.port_bindings import privileged_port_refusal
+
                 where = f"{port.host_ip or '0.0.0.0'}:{port.host_port}"
                 if exc.errno == errno.EADDRINUSE:
                     raise DriverFailed(f"Bind for {where} failed: port is already allocated") from None

@@ -4,10 +4,10 @@ Each user gets /etc/subuid and /etc/subgid ranges (useradd's own, or added), a p
 XDG_RUNTIME_DIR, and drives `dockyard` through `runuser`, as a person logged in would. The
 busybox image carries a file owned by uid 1234 so the id mapping shows: a subordinate range keeps
 the owner (on the host it is the range's id), a single-id mapping (newuidmap hidden from PATH)
-keeps it as root and warns. /dev/net/tun is 0600 on this machine; the session opens it to
-everyone (0666, as distributions ship it) so the default user-mode network works, and closes it
-again where a test shows the degraded mode. At the end every user's keeper and containers are
-stopped, the users removed and the device's mode restored.
+keeps it as root and warns. /dev/net/tun is 0600 on this machine; each test opens it to everyone
+(0666, as distributions ship it) so the default user-mode network works, and restores its mode
+after; one test closes it again to show the degraded mode. At the end every user's keeper and
+containers are stopped and the users removed.
 """
 
 from __future__ import annotations
@@ -136,9 +136,10 @@ def tun_mode(mode: int) -> Iterator[None]:
         TUN.chmod(previous)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
 def tun_as_shipped() -> Iterator[None]:
-    """/dev/net/tun open to every user (0666) as distributions ship it, for the session."""
+    """/dev/net/tun open to every user (0666) as distributions ship it, for each test here only
+    (test_rootless_networks needs it closed again)."""
     with tun_mode(0o666):
         yield
 
@@ -199,10 +200,8 @@ def busybox_owned_tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def user(
-    rootless_users: tuple[RootlessUser, RootlessUser], busybox_owned_tar: bytes, tun_as_shipped: None
-) -> RootlessUser:
-    """The first user, with busybox imported, on a host whose /dev/net/tun is open to users."""
+def user(rootless_users: tuple[RootlessUser, RootlessUser], busybox_owned_tar: bytes) -> RootlessUser:
+    """The first user, with busybox imported."""
     first = rootless_users[0]
     first("import", "-c", 'CMD ["sh"]', "-", "busybox", input=busybox_owned_tar)
     return first
