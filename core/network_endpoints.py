@@ -13,7 +13,7 @@ its /etc/hosts, /etc/hostname and /etc/resolv.conf, as Docker's do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +144,41 @@ def attach_all(engine: Engine, container: Container, *, ports: tuple[PortMapping
                 interface=f"eth{index}",
             )
             done.append((name, {**endpoint, "EndpointID": new_id()}, attachment))
+        if not done:
+            raise UsageError(f"container {container.name} is connected to no network")
+        first = done[0][2]
+        linked = first.extra_hosts + _linked_hosts(engine, container)
     except BaseException:
         _detach_endpoints(engine, container, [(name, endpoint) for name, endpoint, _ in reversed(done)])
         raise
-    if not done:
-        raise UsageError(f"container {container.name} is connected to no network")
-    return Joined(done[0][2], _settings(done, sandbox=done[0][2].netns_path or ""))
+    return Joined(replace(first, extra_hosts=linked), _settings(done, sandbox=first.netns_path or ""))
+
+
+def _linked_hosts(engine: Engine, container: Container) -> tuple[tuple[str, str], ...]:
+    """Docker's legacy `--link NAME:ALIAS`: an /etc/hosts entry naming the running target by
+    its alias, short id and name, at its address on the default network (else its first)."""
+    entries = []
+    for link in container.config["HostConfig"].get("Links") or []:
+        target_name, _, alias = link.partition(":")
+        try:
+            target = engine.containers.resolve(target_name)
+        except NotFoundError:
+            raise NotFoundError(f"could not get container for {target_name}") from None
+        settings = target.state.get("NetworkSettings") or {}
+        address = settings.get("IPAddress") or next(
+            (
+                fields.get("IPAddress")
+                for fields in (settings.get("Networks") or {}).values()
+                if fields.get("IPAddress")
+            ),
+            "",
+        )
+        if not target.running or not address:
+            raise ConflictError(
+                f"Cannot link to a non running container: /{target.name} AS /{container.name}/{alias}"
+            )
+        entries.append((" ".join(dict.fromkeys([alias, target.id[:12], target.name])), str(address)))
+    return tuple(entries)
 
 
 def _attach_one(

@@ -55,6 +55,7 @@ class CreateOptions:
     init: bool = False
     network: str | None = None
     network_aliases: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     labels: list[str] = field(default_factory=list)
@@ -211,6 +212,17 @@ def _stop_signal(value: str | None) -> str | None:
     return value
 
 
+def _links(links: list[str]) -> list[str]:
+    """`--link NAME[:ALIAS]` entries as `NAME:ALIAS` (the alias defaults to the name)."""
+    result = []
+    for link in links:
+        name, _, alias = link.partition(":")
+        if not name or ":" in alias:
+            raise UsageError(f"invalid link format: {link!r}: expected NAME[:ALIAS]")
+        result.append(f"{name.removeprefix('/')}:{alias or name.removeprefix('/')}")
+    return result
+
+
 def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_name: str) -> dict[str, Any]:
     """The `Config` and `HostConfig` of a new container, validated."""
     from dockyard.core.mounts import parse_mounts
@@ -260,6 +272,7 @@ def to_records(options: CreateOptions, *, image_config: dict[str, Any], image_na
     host_config = {
         "Binds": list(options.volumes) or None,
         "NetworkMode": options.network or "default",
+        "Links": _links(options.links) or None,
         "PortBindings": port_bindings,
         "PublishAllPorts": options.publish_all,
         "RestartPolicy": {"Name": restart.name, "MaximumRetryCount": restart.maximum_retry_count},

@@ -60,6 +60,7 @@ def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--network", "--net", "network", help="Connect a container to a network."),
         click.option("--network-alias", "network_aliases", multiple=True, help="Add a network-scoped alias."),
+        click.option("--link", "links", multiple=True, help="Add link to another container."),
         click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
         click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
         click.option("-l", "--label", "labels", multiple=True, help="Set meta data on a container."),
