@@ -14,6 +14,7 @@ the `os` module raises), so callers translate failures into Dockyard's errors at
     netdev        bringing a network interface up (SIOCSIFFLAGS)
     cgroups       cgroup v1 / v2 discovery and one container's cgroups
     seccomp       containers-common seccomp profiles: rules, and a libseccomp filter from them
+    seccomp_cache the BPF program libseccomp compiled for a profile, kept per profile and loaded
 
 The modules import only the standard library (libseccomp's binding is imported by the function
 that builds a filter), so everything a container's first process runs can be imported before it

@@ -27,6 +27,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from dockyard.core.errors import DockyardError, DriverFailed, DriverNotSupported, UsageError
 from dockyard.core.linux.cgroups import ContainerCgroups
@@ -69,10 +70,17 @@ def validate_spec(spec: ContainerSpec) -> None:
     )
 
 
-def start_container(spec: ContainerSpec, stdio: tuple[int, int, int], *, cgroups: ContainerCgroups) -> int:
-    """Fork the container's first process and return its pid once it has exec'd."""
+def start_container(
+    spec: ContainerSpec,
+    stdio: tuple[int, int, int],
+    *,
+    cgroups: ContainerCgroups,
+    seccomp_cache: Path | None = None,
+) -> int:
+    """Fork the container's first process and return its pid once it has exec'd; compiled
+    seccomp programs are kept in `seccomp_cache` (see process_setup.plan_process)."""
     rootfs = plan_rootfs(spec)
-    process = plan_process(spec.process, init=INIT_PATH if spec.init else None)
+    process = plan_process(spec.process, init=INIT_PATH if spec.init else None, seccomp_cache=seccomp_cache)
     joined: list[tuple[str, int]] = []
     try:
         new_flags = 0
@@ -111,9 +119,10 @@ def exec_in_container(
     stdio: tuple[int, int, int],
     *,
     cgroups: ContainerCgroups,
+    seccomp_cache: Path | None = None,
 ) -> int:
     """Fork a process that joins container `pid`'s cgroups and namespaces and execs `process_spec`."""
-    process: ProcessPlan = plan_process(process_spec, init=None)
+    process: ProcessPlan = plan_process(process_spec, init=None, seccomp_cache=seccomp_cache)
     joined: list[tuple[str, int]] = []
     try:
         for kind in SETNS_ORDER:

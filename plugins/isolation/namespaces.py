@@ -42,6 +42,8 @@ class NamespacesDriver:
 
     def __init__(self, context: DriverContext) -> None:
         self._context = context
+        # Compiled seccomp programs, kept across starts (core/linux/seccomp_cache.py).
+        self._seccomp_cache = context.run_dir / "seccomp"
 
     def available(self) -> Availability:
         """Usable as root when this host lets a process create the namespaces a container needs."""
@@ -57,7 +59,9 @@ class NamespacesDriver:
         container_init.validate_spec(spec)
         cgroups = self._create_cgroups(spec)
         try:
-            return container_init.start_container(spec, stdio, cgroups=cgroups)
+            return container_init.start_container(
+                spec, stdio, cgroups=cgroups, seccomp_cache=self._seccomp_cache
+            )
         except DockyardError:
             self._remove_quietly(cgroups)
             if spec.state_dir:
@@ -70,7 +74,9 @@ class NamespacesDriver:
         """Start `process` in the namespaces and cgroups of the container whose first process is `pid`."""
         from dockyard.plugins.isolation import container_init
 
-        return container_init.exec_in_container(spec, pid, process, stdio, cgroups=self._cgroups(spec))
+        return container_init.exec_in_container(
+            spec, pid, process, stdio, cgroups=self._cgroups(spec), seccomp_cache=self._seccomp_cache
+        )
 
     def delete(self, spec: ContainerSpec) -> None:
         """Kill what is left in the container's cgroups and remove them; idempotent."""

@@ -27,6 +27,7 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 from dockyard.core.defaults import DEFAULT_PATH
@@ -42,6 +43,7 @@ from dockyard.core.linux import capabilities
 from dockyard.core.linux.libc import libc
 from dockyard.core.linux.process import mark_fds_cloexec, set_controlling_terminal, set_no_new_privileges
 from dockyard.core.linux.seccomp import LoadableFilter, build_filter, load_profile
+from dockyard.core.linux.seccomp_cache import CompiledFilter, cached_filter, export_program
 from dockyard.core.spec import ProcessSpec
 
 __all__ = ["ProcessPlan", "become", "plan_process", "setup_stdio"]
@@ -73,8 +75,12 @@ class ProcessPlan:
     setgroups: bool = True
 
 
-def plan_process(process: ProcessSpec, *, init: str | None) -> ProcessPlan:
-    """Validate `process` and compile what it needs (UsageError, DriverPrerequisites, DriverFailed)."""
+def plan_process(process: ProcessSpec, *, init: str | None, seccomp_cache: Path | None = None) -> ProcessPlan:
+    """Validate `process` and compile what it needs (UsageError, DriverPrerequisites, DriverFailed).
+
+    With `seccomp_cache`, a directory, the seccomp program compiled for the same profile and
+    capabilities by an earlier start is taken from there (core/linux/seccomp_cache.py).
+    """
     if not process.args:
         raise UsageError("no command given to run")
     if not process.cwd.startswith("/"):
@@ -104,7 +110,7 @@ def plan_process(process: ProcessSpec, *, init: str | None) -> ProcessPlan:
         bounding=bounding,
         effective=bounding if user.uid == 0 else frozenset(),
         no_new_privileges=process.no_new_privileges,
-        seccomp=_seccomp(process),
+        seccomp=_seccomp(process, seccomp_cache),
         rlimits=_rlimits(process.rlimits),
         init=init,
         setgroups=_setgroups_allowed(),
@@ -205,23 +211,28 @@ def _setgroups_allowed() -> bool:
         return True
 
 
-def _seccomp(process: ProcessSpec) -> LoadableFilter | None:
+def _seccomp(process: ProcessSpec, cache_dir: Path | None) -> LoadableFilter | None:
     if process.seccomp_profile is None:
         return None
     path = process.seccomp_profile
-    try:
+
+    def compile_profile() -> CompiledFilter:
         profile = load_profile(path, capabilities=set(process.capabilities))
+        return export_program(build_filter(profile))
+
+    try:
+        if cache_dir is None:
+            return compile_profile()
+        return cached_filter(path, process.capabilities, cache_dir=cache_dir, build=compile_profile)
     except FileNotFoundError as exc:
         raise DriverPrerequisites(f"seccomp profile {path} does not exist") from exc
-    except OSError as exc:
-        raise DriverFailed(f"cannot read seccomp profile {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise UsageError(f"invalid seccomp profile {path}: {exc}") from exc
-    try:
-        return build_filter(profile)
     except ImportError as exc:
         raise DriverPrerequisites("seccomp needs the pyseccomp package and libseccomp.so.2") from exc
+    except ValueError as exc:
+        raise UsageError(f"invalid seccomp profile {path}: {exc}") from exc
     except OSError as exc:
+        if exc.filename == path:
+            raise DriverFailed(f"cannot read seccomp profile {path}: {exc.strerror}") from exc
         raise DriverFailed(f"libseccomp refused profile {path}: {exc.strerror}") from exc
 
 

@@ -605,3 +605,39 @@ def test_unavailable_limit_is_refused_not_ignored(namespaces_runner: Runner) -> 
     else:
         with pytest.raises(DockyardError, match="swap"):
             namespaces_runner.run(spec)
+
+
+def test_seccomp_program_is_compiled_once_per_profile_and_kept(
+    namespaces_runner: Runner, tmp_path: Path
+) -> None:
+    """The compiled program comes from the run directory on later starts, a changed profile gets
+    its own, and a damaged cache file is compiled again; each start enforces its profile."""
+    import json
+
+    profile = tmp_path / "deny-mkdir.json"
+    cache = tmp_path / "run" / "seccomp"
+
+    def run_with_profile() -> str:
+        spec = namespaces_runner.spec("sh", "-c", "mkdir /dev/shm/made 2>&1; echo $?")
+        spec = replace(spec, process=replace(spec.process, seccomp_profile=str(profile)))
+        return namespaces_runner.run(spec).output
+
+    def write_profile(errno_ret: int) -> None:
+        rule = {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno_ret}
+        profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]}))
+
+    write_profile(13)
+    assert "Permission denied" in run_with_profile()
+    (first,) = cache.glob("*.bpf")
+    before = first.stat()
+    assert "Permission denied" in run_with_profile()
+    assert (first.stat().st_ino, first.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    time.sleep(0.01)  # a new modification time even on coarse clocks
+    write_profile(1)
+    assert "Operation not permitted" in run_with_profile()
+    (second,) = set(cache.glob("*.bpf")) - {first}
+    size = second.stat().st_size
+    second.write_bytes(second.read_bytes()[:-8])  # cut short, as a crash could leave it
+    assert "Operation not permitted" in run_with_profile()
+    assert second.stat().st_size == size
