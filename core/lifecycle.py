@@ -157,7 +157,7 @@ def prepare(engine: Engine, container: Container) -> None:
             engine, container, ports=port_mappings(container.config["HostConfig"].get("PortBindings"))
         )
         try:
-            engine.containers.update_state(container, NetworkSettings=joined.settings)
+            engine.containers.update_state(container, durable=False, NetworkSettings=joined.settings)
             spec = build_spec(
                 container,
                 rootfs=rootfs,
@@ -172,7 +172,7 @@ def prepare(engine: Engine, container: Container) -> None:
             refresh_peers(engine, container)
         except BaseException:
             detach_all(engine, container)
-            engine.containers.update_state(container, NetworkSettings=None)
+            engine.containers.update_state(container, durable=False, NetworkSettings=None)
             raise
     except BaseException:
         engine.storage.unmount(container.id)
@@ -214,7 +214,7 @@ def release(engine: Engine, container: Container) -> None:
         spec = ContainerSpec.from_json(spec_path.read_text())
         engine.driver(DriverKind.ISOLATION, names["IsolationDriver"]).delete(spec)
         detach_all(engine, container)
-        engine.containers.update_state(container, NetworkSettings=None)
+        engine.containers.update_state(container, durable=False, NetworkSettings=None)
         refresh_peers(engine, container)
         engine.storage.unmount(container.id)
         spec_path.unlink()
@@ -263,7 +263,9 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
         "auto_remove": bool(container.config["HostConfig"].get("AutoRemove")),
     }
     container.path("monitor.json").write_text(json.dumps(params))
-    engine.containers.update_state(container, Status="created", StopRequested=False, Error="", MonitorPid=0)
+    engine.containers.update_state(
+        container, durable=False, Status="created", StopRequested=False, Error="", MonitorPid=0
+    )
     from dockyard.core.monitor_launch import spawn_monitor
     from dockyard.core.procs import start_time
 

@@ -61,8 +61,8 @@ class EventRecorder:
                 "image": str(config.get("Config", {}).get("Image") or config.get("Image", "")),
                 "name": str(config.get("Name", "")),
             }
-            if remember:
-                write_json(side, attributes)
+            if remember:  # as durable as the event log it annotates, which is appended unsynced
+                write_json(side, attributes, durable=False)
         except (OSError, DockyardError) as exc:
             log.warning("cannot read container attributes", container_id=container_id, error=str(exc))
             return {}

@@ -127,7 +127,8 @@ class NamespacesDriver:
                 cgroups, spec.resources, device_rules=None if spec.host_devices else DEFAULT_DEVICE_RULES
             )
             if spec.state_dir:
-                store.write_json(Path(spec.state_dir) / _RECORD, cgroups.to_dict())
+                # cgroups end with a power cut: their record needs no fsync
+                store.write_json(Path(spec.state_dir) / _RECORD, cgroups.to_dict(), durable=False)
         except (DockyardError, OSError):
             self._remove_quietly(cgroups)
             raise
