@@ -16,6 +16,7 @@ process, whatever cgroup that one runs in.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -49,7 +50,7 @@ class NamespacesDriver:
         """Usable as root when this host lets a process create the namespaces a container needs."""
         if os.geteuid() != 0 or self._context.rootless:
             return Availability(False, "needs root (use the rootless driver)")
-        problem = probe_namespaces()
+        problem = probe_namespaces_once_per_boot(self._context.run_dir)
         return Availability(not problem, problem)
 
     def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
@@ -190,6 +191,25 @@ def probe_namespaces() -> str:
         1: "this host does not let root create namespaces (unshare failed)",
         2: "the kernel lacks openat2 (Linux 5.6 or later is needed)",
     }.get(os.waitstatus_to_exitcode(status), "the namespace probe failed")
+
+
+def probe_namespaces_once_per_boot(run_dir: Path) -> str:
+    """`probe_namespaces`, its success remembered in `run_dir` until the next boot: the probe
+    forks this large process, about 7 ms of every `run`. A failure is probed again every time."""
+    marker = run_dir / "namespaces-probed"
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text()
+    except OSError:
+        return probe_namespaces()
+    with contextlib.suppress(OSError):
+        if marker.read_text() == boot:
+            return ""
+    problem = probe_namespaces()
+    if not problem:
+        with contextlib.suppress(OSError):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            marker.write_text(boot)
+    return problem
 
 
 @hookimpl

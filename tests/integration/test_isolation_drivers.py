@@ -641,3 +641,17 @@ def test_seccomp_program_is_compiled_once_per_profile_and_kept(
     second.write_bytes(second.read_bytes()[:-8])  # cut short, as a crash could leave it
     assert "Operation not permitted" in run_with_profile()
     assert second.stat().st_size == size
+
+
+def test_namespace_probe_is_remembered_until_the_next_boot(tmp_path: Path) -> None:
+    """A successful probe is kept in the run directory with this boot's id; a marker from another
+    boot is probed again and replaced."""
+    run_dir = tmp_path / "run"
+    driver = NamespacesDriver(DriverContext(home=tmp_path / "home", run_dir=run_dir, rootless=False))
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text()
+    assert driver.available().usable
+    marker = run_dir / "namespaces-probed"
+    assert marker.read_text() == boot
+    marker.write_text("another boot\n")
+    assert driver.available().usable
+    assert marker.read_text() == boot
