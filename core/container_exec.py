@@ -99,9 +99,11 @@ def start_process(
     process: ProcessSpec,
     *,
     stdio: tuple[int, int, int],
+    console: int | None = None,
 ) -> int:
     """Start `process` in the container through a helper (module docstring); return its pid,
-    which is the caller's child from now on. The caller must be a child subreaper."""
+    which is the caller's child from now on. The caller must be a child subreaper. With a
+    terminal, the driver sends it to `console` (IsolationDriver.start)."""
     driver = engine.driver(DriverKind.ISOLATION, container.config["Dockyard"]["IsolationDriver"])
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     sys.stdout.flush()
@@ -115,7 +117,9 @@ def start_process(
             from dockyard.core.linux.process import set_child_subreaper
 
             set_child_subreaper()
-            record = {"pid": driver.exec(spec, pid=container.pid, process=process, stdio=stdio)}
+            record = {
+                "pid": driver.exec(spec, pid=container.pid, process=process, stdio=stdio, console=console)
+            }
         except DockyardError as exc:
             record = {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
         except OSError as exc:
@@ -175,7 +179,10 @@ def run_exec(engine: Engine, container: Container, request: ExecRequest) -> int:
         return 0
     session = exec_relay.open_session(tty=request.tty, stdin=request.interactive)
     try:
-        pid = start_process(engine, container, spec, process, stdio=session.process_stdio)
+        pid = start_process(
+            engine, container, spec, process, stdio=session.process_stdio, console=session.console_fd
+        )
+        session.take_terminal()
     except BaseException:
         session.close()
         raise

@@ -333,13 +333,28 @@ class IsolationDriver(Protocol):
     def available(self) -> Availability:
         """Say whether this host can use the driver, and why not."""
 
-    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
-        """Start the container's first process with these descriptors as 0, 1, 2; return its pid."""
+    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int], console: int | None = None) -> int:
+        """Start the container's first process with these descriptors as 0, 1, 2; return its pid.
+
+        With `spec.process.terminal` the caller passes `console`, one end of a connected unix
+        socket, instead of a terminal in `stdio`: the driver makes the process's pseudo-terminal
+        from the container's own devpts (so `tty` names a /dev/pts/N that exists inside), makes
+        its slave the process's 0, 1, 2 and controlling terminal, and sends the master over
+        `console` (SCM_RIGHTS, one byte of data) before it returns. `stdio` is then unused.
+        Without `console` a terminal process gets `stdio[0]` as its controlling terminal.
+        """
 
     def exec(
-        self, spec: ContainerSpec, *, pid: int, process: ProcessSpec, stdio: tuple[int, int, int]
+        self,
+        spec: ContainerSpec,
+        *,
+        pid: int,
+        process: ProcessSpec,
+        stdio: tuple[int, int, int],
+        console: int | None = None,
     ) -> int:
-        """Start `process` inside the running container whose first process is `pid`."""
+        """Start `process` inside the running container whose first process is `pid`; `console`
+        as for `start`, when `process.terminal`."""
 
     def delete(self, spec: ContainerSpec) -> None:
         """Release what `start` took beyond the process (cgroups, bundles); idempotent."""

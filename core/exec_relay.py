@@ -1,6 +1,7 @@
 """The CLI's side of an `exec`: the process's stdio, relayed to and from the CLI's own.
 
-With `-t` the process gets the slave of a pty the CLI opens; the CLI copies its standard input to
+With `-t` the isolation driver makes the process's pty from the container's own devpts and sends
+its master over a socket pair (core/monitor.py's `Console`); the CLI copies its standard input to
 the master (when `-i`) and the master to its standard output, with the local terminal raw and its
 size passed on (core/terminal.py). Without `-t` the process gets pipes: standard input (or
 /dev/null without `-i`), standard output and standard error, each copied to the CLI's own.
@@ -19,6 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from dockyard.core.errors import DockyardError
+from dockyard.core.monitor import Console
+
 __all__ = ["ExecSession", "null_stdio", "open_session", "relay"]
 
 DRAIN_SECONDS = 2.0
@@ -35,6 +39,32 @@ class ExecSession:
     outputs: dict[int, int]  # CLI-side read end -> the CLI's descriptor it is copied to
     tty: bool
     _owned: set[int] = field(default_factory=set)
+    # With `-t`: where the driver sends the terminal, and whether the CLI's stdin goes to it.
+    console: Console | None = None
+    terminal_input: bool = False
+
+    @property
+    def console_fd(self) -> int | None:
+        """The descriptor to hand the driver as `console`, None without `-t`."""
+        return self.console.driver_end.fileno() if self.console is not None else None
+
+    def take_terminal(self) -> None:
+        """With `-t`, once the driver has started the process: relay the terminal it sent."""
+        if self.console is None:
+            return
+        master = self.console.receive()
+        self.console.close()
+        self.console = None
+        if master is None:
+            raise DockyardError("the isolation driver sent no terminal for the exec'd process")
+        self._owned.add(master)
+        os.set_blocking(master, True)
+        if os.isatty(0):
+            from dockyard.core.terminal import set_window_size, window_size
+
+            set_window_size(master, *window_size(0))
+        self.outputs = {master: 1}
+        self.stdin_target = master if self.terminal_input else None
 
     def close_process_side(self) -> None:
         """Drop the CLI's copies of the process's descriptors once the process has them."""
@@ -52,6 +82,9 @@ class ExecSession:
         for fd in self._owned:
             os.close(fd)
         self._owned.clear()
+        if self.console is not None:
+            self.console.close()
+            self.console = None
 
 
 @contextmanager
@@ -69,17 +102,16 @@ def null_stdio() -> Iterator[tuple[int, int, int]]:
 def open_session(*, tty: bool, stdin: bool) -> ExecSession:
     """A pty (`tty`) or pipes for the process, forwarding the CLI's stdin only with `stdin`."""
     if tty:
-        from dockyard.core.terminal import set_window_size, window_size
-
-        master, slave = os.openpty()
-        if os.isatty(0):
-            set_window_size(master, *window_size(0))
+        null_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        null_w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         return ExecSession(
-            process_stdio=(slave, slave, slave),
-            stdin_target=master if stdin else None,
-            outputs={master: 1},
+            process_stdio=(null_r, null_w, null_w),  # unused: the terminal replaces them
+            stdin_target=None,
+            outputs={},
             tty=True,
-            _owned={master, slave},
+            _owned={null_r, null_w},
+            console=Console(),
+            terminal_input=stdin,
         )
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)

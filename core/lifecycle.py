@@ -179,8 +179,11 @@ def prepare(engine: Engine, container: Container) -> None:
         raise
 
 
-def launch(engine: Engine, container: Container, *, stdio: tuple[int, int, int]) -> int:
-    """Start the container's first process from its prepared spec (preparing it if needed)."""
+def launch(
+    engine: Engine, container: Container, *, stdio: tuple[int, int, int], console: int | None = None
+) -> int:
+    """Start the container's first process from its prepared spec (preparing it if needed);
+    `console` receives its terminal (IsolationDriver.start)."""
     from dockyard.core.spec import ContainerSpec
 
     spec_path = container.directory / "spec.json"
@@ -189,7 +192,7 @@ def launch(engine: Engine, container: Container, *, stdio: tuple[int, int, int])
     spec = ContainerSpec.from_json(spec_path.read_text())
     isolation = engine.driver(DriverKind.ISOLATION, container.config["Dockyard"]["IsolationDriver"])
     try:
-        return int(isolation.start(spec, stdio=stdio))
+        return int(isolation.start(spec, stdio=stdio, console=console))
     except BaseException:
         release(engine, container)
         raise

@@ -9,7 +9,8 @@ filesystem, attaches the network and asks the isolation driver to start the proc
 so the container's first process becomes its child once the starter exits, and it alone reaps it
 (the caller sets PR_SET_CHILD_SUBREAPER before exec; the flag is preserved across execve).
 
-It owns the container's stdio: pipes, or a pseudo-terminal for `-t`. Output goes to the log in
+It owns the container's stdio: pipes, or for `-t` the master of the pseudo-terminal the isolation
+driver made from the container's own devpts and sent over a socket pair (`Console`). Output goes to the log in
 Docker's json-file format and to every attached client; clients reach it through a unix socket
 (`attach.sock`) speaking small frames:
 
@@ -280,7 +281,9 @@ class Monitor:
 
     # children
 
-    def _fork_child(self, action: str, stdio: tuple[int, int, int] | None) -> tuple[int, int]:
+    def _fork_child(
+        self, action: str, stdio: tuple[int, int, int] | None, console: Console | None
+    ) -> tuple[int, int]:
         """Fork a child that imports Dockyard and runs `action`; returns (pid, report fd)."""
         report_r, report_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -294,7 +297,8 @@ class Monitor:
                 sys.path[:0] = self.params["sys_path"]
                 from dockyard.core import starter
 
-                starter.child_main(action, self.directory, stdio=stdio, report_fd=report_w)
+                terminal = console.driver_end.fileno() if console is not None else None
+                starter.child_main(action, self.directory, stdio=stdio, report_fd=report_w, console=terminal)
             finally:
                 os._exit(1)
         os.close(report_w)
@@ -317,13 +321,17 @@ class Monitor:
             report = {}
         return report
 
-    def _run_child(self, action: str, stdio: tuple[int, int, int] | None = None) -> dict[str, object]:
+    def _run_child(
+        self, action: str, stdio: tuple[int, int, int] | None = None, console: Console | None = None
+    ) -> dict[str, object]:
         """Fork a child for `action` and return its report. A starter keeps running after it
         reported (it tells plugins) and is reaped with the other children; others are waited for."""
-        pid, report_fd = self._fork_child(action, stdio)
+        pid, report_fd = self._fork_child(action, stdio, console)
         if stdio is not None:
             for fd in set(stdio):
                 os.close(fd)
+        if console is not None:
+            console.driver_end.close()
         report = self._read_report(report_fd)
         if action != "start":
             while True:
@@ -524,7 +532,7 @@ class Monitor:
             if started is not None:
                 report, started = self.adopt(started), None
             else:
-                report = self._run_child("start", self._stdio())
+                report = self._start()
             if "error" in report:
                 code = int(str(report.get("exit_code") or 125))
                 self.state.update(
@@ -562,6 +570,23 @@ class Monitor:
             restarts += 1
             time.sleep(min(0.1 * 2**restarts, 5.0))
 
+    def _start(self) -> dict[str, object]:
+        """Start the container again through a starter; with `-t`, take the terminal it made."""
+        stdio = self._stdio()
+        if not self.tty:
+            return self._run_child("start", stdio)
+        console = Console()
+        try:
+            report = self._run_child("start", stdio, console)
+            if "error" not in report:
+                master = console.receive()
+                if master is None:
+                    return {"error": "the isolation driver sent no terminal", "exit_code": 125}
+                self.outputs, self.stdin_w = terminal_ends(master, stdin=bool(self.params["stdin"]))
+            return report
+        finally:
+            console.close()
+
     def _handed_to_client(self, code: int) -> bool:
         """Give the exit to a client that offered to clean up; True once it says it has."""
         if not any(client.hello and client.hello.get("cleanup") for client in self.clients):
@@ -590,13 +615,47 @@ class Monitor:
         unlink_if_present(self.params["attach_socket"])
 
 
+class Console:
+    """A socket pair over which the isolation driver sends the master of the terminal it made
+    inside the container (IsolationDriver.start's `console`): the driver gets `driver_end`."""
+
+    def __init__(self) -> None:
+        self.ours, self.driver_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+
+    def receive(self) -> int | None:
+        """The master the driver sent (non-blocking, close-on-exec), None if it sent none; call
+        once the driver has returned, so whatever it sent is waiting."""
+        flags = _socket.MSG_DONTWAIT | _socket.MSG_CMSG_CLOEXEC
+        try:
+            _, ancillary, _, _ = self.ours.recvmsg(1, _socket.CMSG_SPACE(4), flags)
+        except BlockingIOError:
+            return None
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+                master = int(struct.unpack_from("i", data)[0])
+                os.set_blocking(master, False)
+                return master
+        return None
+
+    def close(self) -> None:
+        """Close both ends."""
+        self.ours.close()
+        self.driver_end.close()
+
+
+def terminal_ends(master: int, *, stdin: bool) -> tuple[dict[int, str], int | None]:
+    """The monitor's ends of a terminal: its output descriptor, and its input one with `stdin`."""
+    return {master: "stdout"}, master if stdin else None
+
+
 def container_stdio(*, tty: bool, stdin: bool) -> tuple[tuple[int, int, int], dict[int, str], int | None]:
     """The container's stdin, stdout and stderr, and the monitor's ends: the output descriptors
-    (non-blocking, each with its stream name) and the input one (None without `stdin`)."""
+    (non-blocking, each with its stream name) and the input one (None without `stdin`). With
+    `tty` the driver makes the terminal (see `Console`): until it does, /dev/null stands in."""
     if tty:
-        master, slave = os.openpty()
-        os.set_blocking(master, False)
-        return (slave, slave, slave), {master: "stdout"}, master if stdin else None
+        null_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        null_w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        return (null_r, null_w, null_w), {}, None
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     os.set_blocking(out_r, False)

@@ -79,8 +79,11 @@ def _become_monitor(
     os.dup2(log_fd, 2)
     set_child_subreaper()
     stdio, outputs, stdin_w = monitor.container_stdio(tty=tty, stdin=stdin)
+    console = monitor.Console() if tty else None
     try:
-        pid = launch(engine, container, stdio=stdio)
+        pid = launch(engine, container, stdio=stdio, console=console.driver_end.fileno() if console else None)
+        if console is not None:
+            outputs, stdin_w = _terminal(console, pid, stdin=stdin)
     except DockyardError as exc:
         _report(report_w, {"error": str(exc), "exit_code": exc.exit_code})
         os._exit(1)
@@ -99,6 +102,17 @@ def _become_monitor(
     except OSError:
         os.kill(pid, signal.SIGKILL)  # no monitor: leave no container behind that nobody reaps
         raise
+
+
+def _terminal(console: monitor.Console, pid: int, *, stdin: bool) -> tuple[dict[int, str], int | None]:
+    """The monitor's ends of the terminal the driver made in container process `pid` (see
+    monitor.Console); without one, the process is killed: nobody could talk to it."""
+    master = console.receive()
+    console.close()
+    if master is None:
+        os.kill(pid, signal.SIGKILL)
+        raise DockyardError("the isolation driver sent no terminal for the container")
+    return monitor.terminal_ends(master, stdin=stdin)
 
 
 def _report(fd: int, payload: dict[str, object]) -> None:

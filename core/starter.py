@@ -85,8 +85,9 @@ def _prepared_driver(directory: str, plugin: str, name: str) -> Any:
     )
 
 
-def _start(directory: str, stdio: tuple[int, int, int]) -> tuple[str, int]:
-    """Start the container's first process; (container id, pid)."""
+def _start(directory: str, stdio: tuple[int, int, int], console: int | None) -> tuple[str, int]:
+    """Start the container's first process; (container id, pid). `console` receives its
+    terminal (IsolationDriver.start)."""
     from pathlib import Path
 
     from dockyard.core.containers import ContainerStore, running_state
@@ -103,14 +104,14 @@ def _start(directory: str, stdio: tuple[int, int, int]) -> tuple[str, int]:
         driver = _prepared_driver(directory, names["IsolationPlugin"], names["IsolationDriver"])
         _become_subreaper()
         with open(spec_path) as handle:
-            pid = int(driver.start(ContainerSpec.from_json(handle.read()), stdio=stdio))
+            pid = int(driver.start(ContainerSpec.from_json(handle.read()), stdio=stdio, console=console))
     else:
         from dockyard.core.lifecycle import launch
 
         engine, container = _engine(directory, builtin_only=False)
         store = engine.containers
         _become_subreaper()
-        pid = launch(engine, container, stdio=stdio)
+        pid = launch(engine, container, stdio=stdio, console=console)
     store.update_state(container, **running_state(pid))
     return container.id, pid
 
@@ -139,15 +140,23 @@ def _cleanup(directory: str, *, remove: bool) -> dict[str, Any]:
     return {"done": True}
 
 
-def child_main(action: str, directory: str, *, stdio: tuple[int, int, int] | None, report_fd: int) -> None:
-    """Run `action` (start, cleanup, remove) for the container in `directory`, report, exit."""
+def child_main(
+    action: str,
+    directory: str,
+    *,
+    stdio: tuple[int, int, int] | None,
+    report_fd: int,
+    console: int | None = None,
+) -> None:
+    """Run `action` (start, cleanup, remove) for the container in `directory`, report, exit;
+    a start with a terminal sends it to `console`."""
     started: tuple[str, int] | None = None
     result: dict[str, Any]
     try:
         if action == "start":
             if stdio is None:
                 raise ValueError("a start needs the container's standard descriptors")
-            started = _start(directory, stdio)
+            started = _start(directory, stdio, console)
             result = {"pid": started[1]}
         else:
             result = _cleanup(directory, remove=action == "remove")

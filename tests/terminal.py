@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import termios
@@ -38,6 +39,12 @@ class Terminal:
 
     def send(self, text: bytes) -> None:
         os.write(self.master, text)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Change the terminal's size and signal the command as a terminal window would (the
+        command's session has no controlling terminal, so the kernel sends no SIGWINCH itself)."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.process.send_signal(signal.SIGWINCH)
 
     def close(self, timeout: float = 20) -> int:
         code = self.process.wait(timeout=timeout)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from dockyard.core.errors import DockyardError, DriverFailed, DriverNotSupported, UsageError
 from dockyard.core.linux.cgroups import ContainerCgroups
+from dockyard.core.linux.console import open_container_terminal, send_terminal
 from dockyard.core.linux.namespaces import (
     CLONE_FLAGS,
     PROC_NAMES,
@@ -76,9 +77,11 @@ def start_container(
     *,
     cgroups: ContainerCgroups,
     seccomp_cache: Path | None = None,
+    console: int | None = None,
 ) -> int:
     """Fork the container's first process and return its pid once it has exec'd; compiled
-    seccomp programs are kept in `seccomp_cache` (see process_setup.plan_process)."""
+    seccomp programs are kept in `seccomp_cache` (see process_setup.plan_process). With `console`
+    the process's terminal comes from the container's own devpts and its master goes there."""
     rootfs = plan_rootfs(spec)
     process = plan_process(spec.process, init=INIT_PATH if spec.init else None, seccomp_cache=seccomp_cache)
     joined: list[tuple[str, int]] = []
@@ -102,8 +105,11 @@ def start_container(
             if new_network:
                 with _failing("bringing the loopback interface up"):
                     set_link_up("lo")
-            setup_stdio(stdio, terminal=spec.process.terminal)
+            if console is None:
+                setup_stdio(stdio, terminal=spec.process.terminal)
             enter_rootfs(rootfs)
+            if console is not None:
+                _terminal_from_container(console, owner=process.uid)
             become(process)
 
         return _spawn(spec.namespace("pid"), body)
@@ -120,8 +126,10 @@ def exec_in_container(
     *,
     cgroups: ContainerCgroups,
     seccomp_cache: Path | None = None,
+    console: int | None = None,
 ) -> int:
-    """Fork a process that joins container `pid`'s cgroups and namespaces and execs `process_spec`."""
+    """Fork a process that joins container `pid`'s cgroups and namespaces and execs `process_spec`;
+    `console` as for `start_container`."""
     process: ProcessPlan = plan_process(process_spec, init=None, seccomp_cache=seccomp_cache)
     joined: list[tuple[str, int]] = []
     try:
@@ -135,7 +143,10 @@ def exec_in_container(
 
         def body() -> None:
             _enter(cgroups, joined)
-            setup_stdio(stdio, terminal=process_spec.terminal)
+            if console is None:
+                setup_stdio(stdio, terminal=process_spec.terminal)
+            else:
+                _terminal_from_container(console, owner=process.uid)
             become(process)
 
         return _spawn(pid_ns, body)
@@ -179,6 +190,17 @@ def _child(body: Callable[[], object]) -> None:
     sys.meta_path.clear()
     reset_signals()
     body()
+
+
+def _terminal_from_container(console: int, *, owner: int) -> None:
+    """Make a pty from the container's /dev/ptmx this process's terminal and send its master."""
+    with _failing("allocating the container's terminal from its /dev/ptmx"):
+        master, slave = open_container_terminal(owner=owner)
+    with _failing("sending the container's terminal"):
+        send_terminal(console, master)
+    os.close(master)
+    setup_stdio((slave, slave, slave), terminal=True)
+    os.close(slave)
 
 
 def _enter(cgroups: ContainerCgroups, joined: list[tuple[str, int]]) -> None:

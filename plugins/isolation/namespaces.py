@@ -53,15 +53,20 @@ class NamespacesDriver:
         problem = probe_namespaces_once_per_boot(self._context.run_dir)
         return Availability(not problem, problem)
 
-    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
-        """Create the container's cgroups and start its first process; return its pid."""
+    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int], console: int | None = None) -> int:
+        """Create the container's cgroups and start its first process; return its pid. With
+        `console` and a terminal, the pty comes from the container's devpts (IsolationDriver)."""
         from dockyard.plugins.isolation import container_init
 
         container_init.validate_spec(spec)
         cgroups = self._create_cgroups(spec)
         try:
             return container_init.start_container(
-                spec, stdio, cgroups=cgroups, seccomp_cache=self._seccomp_cache
+                spec,
+                stdio,
+                cgroups=cgroups,
+                seccomp_cache=self._seccomp_cache,
+                console=console if spec.process.terminal else None,
             )
         except DockyardError:
             self._remove_quietly(cgroups)
@@ -70,13 +75,26 @@ class NamespacesDriver:
             raise
 
     def exec(
-        self, spec: ContainerSpec, *, pid: int, process: ProcessSpec, stdio: tuple[int, int, int]
+        self,
+        spec: ContainerSpec,
+        *,
+        pid: int,
+        process: ProcessSpec,
+        stdio: tuple[int, int, int],
+        console: int | None = None,
     ) -> int:
-        """Start `process` in the namespaces and cgroups of the container whose first process is `pid`."""
+        """Start `process` in the namespaces and cgroups of the container whose first process is
+        `pid`; `console` as for `start`."""
         from dockyard.plugins.isolation import container_init
 
         return container_init.exec_in_container(
-            spec, pid, process, stdio, cgroups=self._cgroups(spec), seccomp_cache=self._seccomp_cache
+            spec,
+            pid,
+            process,
+            stdio,
+            cgroups=self._cgroups(spec),
+            seccomp_cache=self._seccomp_cache,
+            console=console if process.terminal else None,
         )
 
     def delete(self, spec: ContainerSpec) -> None:

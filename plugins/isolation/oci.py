@@ -61,8 +61,9 @@ class OciDriver:
             return Availability(False, "needs root (use the rootless driver)")
         return Availability(True)
 
-    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
-        """Write the bundle, `create` and `start` the container; return its first process's pid."""
+    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int], console: int | None = None) -> int:
+        """Write the bundle, `create` and `start` the container; return its first process's pid.
+        The runtime makes the terminal inside the container; its master goes on to `console`."""
         from dockyard.core import store
         from dockyard.plugins.isolation.oci_config import config_for
         from dockyard.plugins.isolation.sysctls import validate_sysctls
@@ -80,7 +81,7 @@ class OciDriver:
         create = ["create", "--bundle", str(bundle), "--pid-file", str(pid_file), spec.id]
         try:
             if spec.process.terminal:
-                self._run_with_terminal(create, stdio[0], log=bundle / "runtime.log")
+                self._run_with_terminal(create, stdio[0], console=console, log=bundle / "runtime.log")
             else:
                 self._run(create, stdio=stdio, log=bundle / "runtime.log")
             pid = int(pid_file.read_text())
@@ -93,9 +94,15 @@ class OciDriver:
         return pid
 
     def exec(
-        self, spec: ContainerSpec, *, pid: int, process: ProcessSpec, stdio: tuple[int, int, int]
+        self,
+        spec: ContainerSpec,
+        *,
+        pid: int,
+        process: ProcessSpec,
+        stdio: tuple[int, int, int],
+        console: int | None = None,
     ) -> int:
-        """`exec --detach` the process in the container; return its pid."""
+        """`exec --detach` the process in the container; return its pid (`console` as for `start`)."""
         from dockyard.core import store
         from dockyard.plugins.isolation.oci_config import process_for
 
@@ -105,7 +112,7 @@ class OciDriver:
         command = ["exec", "--detach", "--pid-file", str(pid_file), "--process", str(process_file), spec.id]
         try:
             if process.terminal:
-                self._run_with_terminal(command, stdio[0], log=bundle / "runtime.log")
+                self._run_with_terminal(command, stdio[0], console=console, log=bundle / "runtime.log")
             else:
                 self._run(command, stdio=stdio, log=bundle / "runtime.log")
             return int(pid_file.read_text())
@@ -189,10 +196,12 @@ class OciDriver:
         except OSError as exc:
             raise DriverFailed(f"cannot run the OCI runtime {self._runtime}: {exc.strerror}") from exc
 
-    def _run_with_terminal(self, args: list[str], peer: int, *, log: Path) -> None:
-        """Run a runtime command that makes a terminal; relay it to the caller's pty `peer`."""
+    def _run_with_terminal(self, args: list[str], peer: int, *, console: int | None, log: Path) -> None:
+        """Run a runtime command that makes a terminal; pass its master on to `console`, or
+        without one relay it to the caller's pty `peer`."""
         import subprocess
 
+        from dockyard.core.linux.console import send_terminal
         from dockyard.plugins.isolation.oci_console import console_socket, receive_master, start_relay
 
         log.unlink(missing_ok=True)
@@ -222,8 +231,13 @@ class OciDriver:
             if master is not None:
                 os.close(master)
             raise _error(self._runtime, args[0], _log_error(log) or stderr.decode(errors="replace").strip())
-        start_relay(master, peer)
-        os.close(master)
+        try:
+            if console is not None:
+                send_terminal(console, master)
+            else:
+                start_relay(master, peer)
+        finally:
+            os.close(master)
 
 
 def _refuse_escaping_dev(spec: ContainerSpec) -> None:

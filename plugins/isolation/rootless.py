@@ -51,7 +51,7 @@ class RootlessDriver(NamespacesDriver):
         problem = probe_namespaces()
         return Availability(not problem, problem)
 
-    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int]) -> int:
+    def start(self, spec: ContainerSpec, *, stdio: tuple[int, int, int], console: int | None = None) -> int:
         """Refuse limits without a delegated cgroup, then start as the namespaces driver does."""
         requested = _requested_limits(spec.resources)
         if requested:
@@ -62,7 +62,7 @@ class RootlessDriver(NamespacesDriver):
                     "to this user, and "
                     f"{problem}; run without them (containers run fine unlimited)"
                 )
-        return super().start(spec, stdio=stdio)
+        return super().start(spec, stdio=stdio, console=console)
 
     def pause(self, spec: ContainerSpec) -> None:
         """Freeze the container: only with a delegated cgroup v2 subtree."""

@@ -88,13 +88,17 @@ def test_exec_detach_leaves_the_process_running(dockyard: Dockyard, busybox: str
 
 
 def test_exec_it_through_a_real_terminal(dockyard: Dockyard, busybox: str) -> None:
-    dockyard("run", "-d", "--name", "shell", busybox, "sleep", "300")
+    dockyard("run", "-dt", "--name", "shell", busybox, "sleep", "300")
     terminal = Terminal(dockyard.command("exec", "-it", "shell", "sh"), dockyard.env)
     terminal.expect(b"# ")
     terminal.send(b"echo sum=$((40+2)); [ -t 0 ] && [ -t 1 ] && echo on-a-terminal; stty size\n")
     terminal.expect(b"sum=42")
     terminal.expect(b"on-a-terminal")
     terminal.expect(b"33 111", timeout=5)  # the user's terminal size reached the container's
+    # The terminal is the container's own: its /dev/pts/N exists inside, next to the first one's.
+    terminal.send(b"tty; ls /dev/pts/ | tr -s ' \\n' , ; echo\n")
+    terminal.expect(b"/dev/pts/1\r\n")
+    terminal.expect(b"0,1,ptmx")
     terminal.send(b"exit 3\n")
     assert terminal.close() == 3
 
@@ -104,6 +108,12 @@ def test_run_it_through_a_real_terminal(dockyard: Dockyard, busybox: str) -> Non
     terminal.expect(b"# ")
     terminal.send(b"echo hi\n")
     terminal.expect(b"hi\r\n")
+    # The container's own terminal (from its devpts, not the host's), and it follows resizes.
+    terminal.send(b"tty; [ -c $(tty) ] && echo exists-inside\n")
+    terminal.expect(b"/dev/pts/0\r\nexists-inside")
+    terminal.resize(40, 120)
+    terminal.send(b"stty size\n")
+    terminal.expect(b"40 120", timeout=5)
     terminal.send(b"exit\n")
     assert terminal.close() == 0
     assert dockyard("inspect", "-f", "{{.State.Status}}", "console").stdout == "exited\n"

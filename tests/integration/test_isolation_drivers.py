@@ -34,6 +34,7 @@ from dockyard.core.errors import (
 from dockyard.core.linux.capabilities import capability_mask, capability_numbers
 from dockyard.core.linux.cgroups import ContainerCgroups
 from dockyard.core.linux.process import set_child_subreaper
+from dockyard.core.monitor import Console
 from dockyard.core.spec import ContainerSpec, MountSpec, NamespaceSpec, ProcessSpec, Resources, User
 from dockyard.plugins.isolation.namespaces import NamespacesDriver
 from dockyard.plugins.isolation.oci import OciDriver
@@ -545,6 +546,45 @@ def test_terminal_becomes_the_controlling_terminal(runner: Runner) -> None:
     lines = output.replace("\r", "").split()
     assert lines[0] == "is-a-tty"
     assert int(lines[1]) != 0, "the process has no controlling terminal"
+
+
+def test_console_gets_a_terminal_from_the_containers_own_devpts(runner: Runner) -> None:
+    """With `console` the pty comes from the container's devpts: `tty` names a /dev/pts/N that
+    exists inside (a host pty would say "not a tty"), an exec gets the next one, and the master
+    sent over the socket drives both."""
+    spec = runner.spec("sh", "-c", "tty; ls -1 /dev/pts; read line; echo got-$line")
+    spec = replace(spec, process=replace(spec.process, terminal=True))
+    null = os.open(os.devnull, os.O_RDWR)
+    first, second = Console(), Console()
+    try:
+        pid = _in_starter(
+            lambda: runner.driver.start(spec, stdio=(null, null, null), console=first.driver_end.fileno())
+        )
+        master = first.receive()
+        assert master is not None
+        process = replace(spec.process, args=("sh", "-c", "tty; [ -t 0 ] && echo exec-on-a-tty"))
+        child = _in_starter(
+            lambda: runner.driver.exec(
+                spec, pid=pid, process=process, stdio=(null, null, null), console=second.driver_end.fileno()
+            )
+        )
+        exec_master = second.receive()
+        assert exec_master is not None
+        exec_output = _read_all(exec_master, timeout=10)
+        assert _wait(child) == 0
+        os.write(master, b"x\n")
+        output = _read_all(master, timeout=10)
+        assert _wait(pid) == 0
+        os.close(master)
+        os.close(exec_master)
+    finally:
+        os.close(null)
+        first.close()
+        second.close()
+        runner.driver.delete(spec)
+    assert output.replace("\r", "").split("\n")[:3] == ["/dev/pts/0", "0", "ptmx"], output
+    assert "got-x" in output
+    assert exec_output.replace("\r", "").split() == ["/dev/pts/1", "exec-on-a-tty"]
 
 
 # --- network drivers -----------------------------------------------------------------------------

@@ -257,6 +257,8 @@ def test_run_it_through_a_real_terminal(user: RootlessUser) -> None:
     terminal.expect(b"# ")
     terminal.send(b"echo $((3 * 5))\n")
     terminal.expect(b"15")
+    terminal.send(b"tty; [ -c $(tty) ] && echo exists-inside\n")  # the container's own devpts
+    terminal.expect(b"/dev/pts/0\r\nexists-inside")
     terminal.send(b"exit 3\n")
     assert terminal.close() == 3
 
