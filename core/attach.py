@@ -1,7 +1,8 @@
 """The client side of a monitor's attach socket: relay a terminal or pipes to a container.
 
 Used by `run` (without -d), `start -a` and `attach`. With a terminal the local tty goes raw, its
-size follows SIGWINCH, and ctrl-p ctrl-q detaches, leaving the container running.
+size follows SIGWINCH, and the detach keys (ctrl-p ctrl-q unless `--detach-keys` says otherwise,
+see core/detach_keys.py) detach, leaving the container running.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dockyard.core.detach_keys import DEFAULT_DETACH_BYTES, DetachSequence
 from dockyard.core.errors import DockyardError
-from dockyard.core.terminal import DETACH_KEYS, raw_terminal
+from dockyard.core.terminal import raw_terminal
 
 __all__ = ["DETACHED", "attach", "say_hello"]
 
@@ -72,8 +74,9 @@ def attach(
     stdout: bool = True,
     stderr: bool = True,
     cleanup: Callable[[int], None] | None = None,
+    detach_keys: bytes = DEFAULT_DETACH_BYTES,
 ) -> int:
-    """Relay until the container exits (its exit code) or the user detaches (DETACHED).
+    """Relay until the container exits (its exit code) or the user types `detach_keys` (DETACHED).
 
     With `cleanup`, this client takes over the monitor's cleaning after the exit: it runs
     `cleanup(code)` and tells the monitor it is done (see core/monitor.py).
@@ -89,9 +92,9 @@ def attach(
                 sock.sendall(_frame(RESIZE, f"{rows} {cols}".encode()))
 
             with raw_terminal(0, on_resize=resize):
-                code = _relay(sock, stdin=stdin, detachable=True)
+                code = _relay(sock, stdin=stdin, detach=DetachSequence(detach_keys))
         else:
-            code = _relay(sock, stdin=stdin, detachable=False)
+            code = _relay(sock, stdin=stdin, detach=None)
         if cleanup is not None and code != DETACHED:
             cleanup(code)
             # A monitor that cleaned up itself (a failed start) has already hung up.
@@ -102,10 +105,9 @@ def attach(
         sock.close()
 
 
-def _relay(sock: socket.socket, *, stdin: bool, detachable: bool) -> int:
+def _relay(sock: socket.socket, *, stdin: bool, detach: DetachSequence | None) -> int:
     buffer = b""
     watch_stdin = stdin
-    previous = b""
     out = sys.stdout.buffer
     err = sys.stderr.buffer
     while True:
@@ -120,10 +122,12 @@ def _relay(sock: socket.socket, *, stdin: bool, detachable: bool) -> int:
                 sock.sendall(_frame(STDIN_CLOSED))
                 watch_stdin = False
             else:
-                if detachable and DETACH_KEYS in previous[-1:] + data:
-                    return DETACHED
-                previous = data
-                sock.sendall(_frame(STDIN, data))
+                if detach is not None:
+                    data, detached = detach.feed(data)
+                    if detached:
+                        return DETACHED
+                if data:
+                    sock.sendall(_frame(STDIN, data))
         if sock in readable:
             chunk = sock.recv(65536)
             if not chunk:

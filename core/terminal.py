@@ -14,9 +14,8 @@ import termios
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["DETACH_KEYS", "raw_terminal", "set_window_size", "window_size"]
+__all__ = ["raw_terminal", "set_window_size", "window_size"]
 
-DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
 _WINSIZE = struct.Struct("HHHH")
 
 

@@ -12,6 +12,7 @@ import click
 from dockyard.core.cli.batch import each_container
 from dockyard.core.cli.commit_commands import commit, diff
 from dockyard.core.cli.container_admin_commands import cp, export, port, prune, rename
+from dockyard.core.cli.detach_option import detach_keys_option, parsed_detach_keys
 from dockyard.core.cli.exec_command import exec_
 from dockyard.core.cli.inspect_commands import inspect_container_command
 from dockyard.core.cli.launcher import report_error
@@ -101,13 +102,15 @@ def create(engine: Engine, /, **kwargs: Any) -> None:
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
+@detach_keys_option
 @create_options
 @pass_engine
 @click.pass_context
-def run(ctx: click.Context, engine: Engine, /, detach: bool, **kwargs: Any) -> None:
+def run(ctx: click.Context, engine: Engine, /, detach: bool, detach_keys: str | None, **kwargs: Any) -> None:
     """Create and run a new container from an image."""
     from dockyard.core.lifecycle import create_container, start_container, wait_for_start
 
+    keys = parsed_detach_keys(detach_keys)
     options = _create_options(kwargs)
     container = create_container(engine, options)
     if detach:
@@ -116,10 +119,12 @@ def run(ctx: click.Context, engine: Engine, /, detach: bool, **kwargs: Any) -> N
         click.echo(container.id)
         return
     start_container(engine, container, attach=True)
-    ctx.exit(_attach(engine, container, stdin=options.interactive, tty=options.tty, clean_up=True))
+    ctx.exit(_attach(engine, container, stdin=options.interactive, tty=options.tty, keys=keys, clean_up=True))
 
 
-def _attach(engine: Engine, container: Any, *, stdin: bool, tty: bool, clean_up: bool = False) -> int:
+def _attach(
+    engine: Engine, container: Any, *, stdin: bool, tty: bool, keys: bytes, clean_up: bool = False
+) -> int:
     """Relay the container's streams; with `clean_up` (an attached `run`), release and, for
     `--rm`, remove the container here after it exits, where everything is already imported."""
     from dockyard.core.attach import DETACHED, attach
@@ -140,7 +145,8 @@ def _attach(engine: Engine, container: Any, *, stdin: bool, tty: bool, clean_up:
     socket_path = engine.settings.runroot / "containers" / container.id / "attach.sock"
     if not tty:
         _proxy_signals(engine, container.id)
-    code = attach(socket_path, stdin=stdin, tty=tty, cleanup=cleanup if clean_up and not restarts else None)
+    cleaner = cleanup if clean_up and not restarts else None
+    code = attach(socket_path, stdin=stdin, tty=tty, cleanup=cleaner, detach_keys=keys)
     if code == DETACHED:
         click.echo("\r\nread escape sequence", err=True)
         return 0
@@ -177,22 +183,29 @@ def _proxy_signals(engine: Engine, container_id: str) -> None:
     "-a", "--attach", "attach_output", is_flag=True, help="Attach STDOUT/STDERR and forward signals."
 )
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
+@detach_keys_option
 @click.argument("names", nargs=-1, required=True)
 @pass_engine
 @click.pass_context
 def start(
-    ctx: click.Context, engine: Engine, attach_output: bool, interactive: bool, names: tuple[str, ...]
+    ctx: click.Context,
+    engine: Engine,
+    attach_output: bool,
+    interactive: bool,
+    detach_keys: str | None,
+    names: tuple[str, ...],
 ) -> None:
     """Start one or more stopped containers."""
     from dockyard.core.lifecycle import start_container, wait_for_start
 
+    keys = parsed_detach_keys(detach_keys)
     if (attach_output or interactive) and len(names) > 1:
         raise click.UsageError("you cannot start and attach multiple containers at once")
     if attach_output or interactive:
         container = engine.containers.resolve(names[0])
         start_container(engine, container, attach=True, stdin=interactive)
         tty = bool(container.config["Config"].get("Tty"))
-        ctx.exit(_attach(engine, container, stdin=interactive, tty=tty))
+        ctx.exit(_attach(engine, container, stdin=interactive, tty=tty, keys=keys))
 
     def begin(container: Any) -> None:
         start_container(engine, container, attach=False)
@@ -282,11 +295,13 @@ def wait(ctx: click.Context, engine: Engine, names: tuple[str, ...]) -> None:
 
 @click.command("attach")
 @click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@detach_keys_option
 @click.argument("name")
 @pass_engine
 @click.pass_context
-def attach(ctx: click.Context, engine: Engine, no_stdin: bool, name: str) -> None:
+def attach(ctx: click.Context, engine: Engine, no_stdin: bool, detach_keys: str | None, name: str) -> None:
     """Attach local standard input, output, and error streams to a running container."""
+    keys = parsed_detach_keys(detach_keys)
     container = engine.containers.resolve(name)
     if container.status != "running":
         raise DockyardError("You cannot attach to a stopped container, start it first")
@@ -297,6 +312,7 @@ def attach(ctx: click.Context, engine: Engine, no_stdin: bool, name: str) -> Non
             container,
             stdin=not no_stdin and bool(config.get("OpenStdin")),
             tty=bool(config.get("Tty")),
+            keys=keys,
         )
     )
 

@@ -8,6 +8,7 @@ import os
 import select
 import subprocess
 import tarfile
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -298,3 +299,29 @@ def test_export_then_import_keeps_the_containers_files(
     refused = dockyard("export", "no-such-container", check=False)
     assert refused.returncode == 125 and refused.stderr.startswith("Error: No such container")
     assert not list(tmp_path.glob(".tmp-*")), "no half-written archive is left"
+
+
+def test_detach_keys_leave_the_container_running(dockyard: Dockyard, busybox: str) -> None:
+    run = dockyard.command("run", "-it", "--detach-keys", "ctrl-a,x", "--name", "keys", busybox, "sh")
+    terminal = Terminal(run, dockyard.env)
+    terminal.expect(b"# ")
+    terminal.send(b"\x10\x11echo still-attached\n")  # Docker's default keys mean nothing now
+    terminal.expect(b"still-attached\r\n")
+    terminal.send(b"\x01x")
+    terminal.expect(b"read escape sequence")
+    assert terminal.close() == 0
+    assert dockyard("inspect", "-f", "{{.State.Status}}", "keys").stdout == "running\n"
+
+    again = Terminal(dockyard.command("attach", "--detach-keys", "ctrl-b", "keys"), dockyard.env)
+    deadline = time.monotonic() + 20
+    while termios.tcgetattr(again.master)[3] & termios.ECHO and time.monotonic() < deadline:
+        time.sleep(0.05)  # attached once the CLI made the terminal raw (earlier keys are flushed)
+    again.send(b"echo ba''ck\n")
+    again.expect(b"back\r\n")
+    again.send(b"\x02")
+    again.expect(b"read escape sequence")
+    assert again.close() == 0
+
+    refused = dockyard("run", "--detach-keys", "alt-x", "--name", "never", busybox, "true", check=False)
+    assert (refused.returncode, refused.stderr) == (125, "Error: Invalid detach keys (alt-x) provided\n")
+    assert "never" not in dockyard("ps", "-a", "--format", "{{.Names}}").stdout
