@@ -4,7 +4,8 @@ could be reclaimed, in Docker's rows.
 Images: their layers, each counted once however many images share it; active images are those a
 container uses, and what only inactive images hold is reclaimable. Containers: their read-write
 layers; a stopped container's is reclaimable. Local volumes: their data; an unused volume's is
-reclaimable. Build cache: Dockyard has none yet, so it shows zeros.
+reclaimable. Build cache: the hidden step images `build` keeps (see disk_usage_detail); a record
+whose layer no listed image holds is reclaimable, and the row shows no share, as Docker's does.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.core.engine import Engine
-from dockyard.core.errors import DockyardError
 from dockyard.core.units import human_size
-from dockyard.core.volume_usage import directory_size, volume_users
 
 __all__ = ["DF_HEADERS", "DF_TABLE", "disk_usage_rows"]
 
@@ -47,55 +46,49 @@ def _row(kind: str, total: int, active: int, size: int, reclaimable: str) -> dic
 
 def disk_usage_rows(engine: Engine) -> list[dict[str, Any]]:
     """The four rows of `docker system df`, with the fields `--format` may name."""
-    containers = engine.containers.list()
-    used_images = {container.config["Image"] for container in containers}
-    images = engine.images.list()
-    layer_sizes: dict[str, int] = {}
-    active_layers: set[str] = set()
-    for image in images:
-        for chain in image.layers:
-            record = engine.layers.get(chain)
-            layer_sizes[chain] = record.size if record else 0
-            if image.id in used_images:
-                active_layers.add(chain)
-    image_size = sum(layer_sizes.values())
-    image_used = sum(layer_sizes[chain] for chain in active_layers)
+    from dockyard.core.disk_usage_detail import collect_disk_usage
 
-    container_size = container_idle = 0
-    for container in containers:
-        try:
-            size = engine.storage.diff_size(container.id)
-        except DockyardError:
-            size = 0
-        container_size += size
-        container_idle += 0 if container.running else size
+    usage = collect_disk_usage(engine)
+    used_images = set(usage.image_users)
+    active_layers = {chain for image in usage.images if image.id in used_images for chain in image.layers}
+    image_size = sum(usage.layer_sizes.values())
+    image_used = sum(usage.layer_sizes[chain] for chain in active_layers)
 
-    users = volume_users(engine)
-    volumes = engine.volumes.all()
-    volume_sizes = {record["Name"]: directory_size(record["Mountpoint"]) for record in volumes}
-    volume_idle = sum(size for name, size in volume_sizes.items() if name not in users)
-    volume_size = sum(volume_sizes.values())
+    container_size = sum(usage.container_sizes.values())
+    container_idle = sum(
+        usage.container_sizes[container.id] for container in usage.containers if not container.running
+    )
+    volume_size = sum(usage.volume_sizes.values())
+    volume_idle = sum(size for name, size in usage.volume_sizes.items() if name not in usage.volume_users)
+    cache_size = sum(record.size for record in usage.build_cache)
+    cache_idle = sum(record.size for record in usage.build_cache if not record.shared)
     return [
         _row(
             "Images",
-            len(images),
-            sum(1 for image in images if image.id in used_images),
+            len(usage.images),
+            sum(1 for image in usage.images if image.id in used_images),
             image_size,
             _reclaimable(image_size - image_used, image_size),
         ),
         _row(
             "Containers",
-            len(containers),
-            sum(1 for container in containers if container.status == "running"),
+            len(usage.containers),
+            sum(1 for container in usage.containers if container.status == "running"),
             container_size,
             _reclaimable(container_idle, container_size),
         ),
         _row(
             "Local Volumes",
-            len(volumes),
-            sum(1 for name in volume_sizes if name in users),
+            len(usage.volumes),
+            sum(1 for name in usage.volume_sizes if name in usage.volume_users),
             volume_size,
             _reclaimable(volume_idle, volume_size),
         ),
-        _row("Build Cache", 0, 0, 0, _reclaimable(0, 0)),
+        _row(
+            "Build Cache",
+            len(usage.build_cache),
+            sum(1 for record in usage.build_cache if record.shared),
+            cache_size,
+            human_size(cache_idle),
+        ),
     ]

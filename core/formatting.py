@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dockyard.core.gotemplate import HEADER_FUNCS, Template
 from dockyard.core.tabwriter import tabwrite
 
-__all__ = ["format_rows"]
+__all__ = ["format_once", "format_rows"]
 
 
 def format_rows(
@@ -35,6 +35,12 @@ def format_rows(
         return body
     header = template.execute(headers, funcs=HEADER_FUNCS, partial=True)
     return tabwrite(header + "\n" + body)
+
+
+def format_once(fmt: str, data: object) -> str:
+    """The user's template run once against one value, adding no newline: docker/cli's output
+    for a `--format` that receives every list at once (`system df -v`)."""
+    return Template(_docker_template_text(fmt)).execute(data)
 
 
 def _docker_template_text(fmt: str) -> str:

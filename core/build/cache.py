@@ -10,6 +10,7 @@ parent (removed, pruned) is a miss, never an error.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from dockyard.core.engine import Engine
@@ -42,7 +43,10 @@ class BuildCache:
             image = self._engine.images.get(image_id)
         except NotFoundError:
             return None
-        return image.id if image.parent == parent else None
+        if image.parent != parent:
+            return None
+        os.utime(path)  # `system df -v` shows a record's LAST USED: the last build that reused it
+        return image.id
 
     def store(self, parent: str | None, cache_text: str, image_id: str) -> None:
         """Remember that this step on this parent made `image_id`."""

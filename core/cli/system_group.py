@@ -13,10 +13,17 @@ pass_engine = click.make_pass_decorator(Engine)
 
 @click.command("df")
 @click.option("--format", "template", help="Format output using a Go template, 'table' or 'json'.")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage.")
 @pass_engine
-def df(engine: Engine, template: str | None) -> None:
+def df(engine: Engine, template: str | None, verbose: bool) -> None:
     """Show disk usage."""
     from dockyard.core.cli.output import echo_rows
+
+    if verbose:
+        from dockyard.core.disk_usage_detail import render_verbose
+
+        click.echo(render_verbose(engine, template), nl=False)
+        return
     from dockyard.core.disk_usage import DF_HEADERS, DF_TABLE, disk_usage_rows
 
     echo_rows(disk_usage_rows(engine), template=template, default=DF_TABLE, headers=DF_HEADERS)
