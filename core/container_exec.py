@@ -14,8 +14,9 @@ of which touches the CLI. Once the helper is reaped, the new process (and whatev
 processes the driver left) are the CLI's children: it waits with a pidfd and `waitpid`.
 
 The process never gets the CLI's own descriptors: its stdio are pipes or a pty the CLI relays
-(core/exec_relay.py), or /dev/null with `-d`, so it cannot reach the user's terminal (TIOCSTI) or
-reopen the CLI's files through /proc/self/fd.
+(core/exec_relay.py), or /dev/null with `-d` (its own pty with `-d -t`, held by a holder the CLI
+leaves behind), so it cannot reach the user's terminal (TIOCSTI) or reopen the CLI's files
+through /proc/self/fd.
 """
 
 from __future__ import annotations
@@ -163,9 +164,17 @@ def _error(report: dict[str, Any]) -> DockyardError:
     return error
 
 
-def run_exec(engine: Engine, container: Container, request: ExecRequest) -> int:
-    """Run `request` in the container: its exit status, or 0 at once with `detach`."""
+def run_exec(
+    engine: Engine,
+    container: Container,
+    request: ExecRequest,
+    *,
+    detach_keys: bytes | None = None,
+) -> int:
+    """Run `request` in the container: its exit status, 0 at once with `detach`, or
+    exec_relay.DETACHED when the user typed `detach_keys` (Docker's default when None)."""
     from dockyard.core import exec_relay
+    from dockyard.core.detach_keys import DEFAULT_DETACH_BYTES
     from dockyard.core.linux.process import set_child_subreaper
 
     if request.tty and request.interactive and not request.detach and not os.isatty(0):
@@ -173,11 +182,11 @@ def run_exec(engine: Engine, container: Container, request: ExecRequest) -> int:
     spec = running_spec(container)
     process = build_process(container, spec, request)
     set_child_subreaper()
-    if request.detach:
+    if request.detach and not request.tty:
         with exec_relay.null_stdio() as stdio:
             start_process(engine, container, spec, process, stdio=stdio)
         return 0
-    session = exec_relay.open_session(tty=request.tty, stdin=request.interactive)
+    session = exec_relay.open_session(tty=request.tty, stdin=request.interactive and not request.detach)
     try:
         pid = start_process(
             engine, container, spec, process, stdio=session.process_stdio, console=session.console_fd
@@ -186,4 +195,10 @@ def run_exec(engine: Engine, container: Container, request: ExecRequest) -> int:
     except BaseException:
         session.close()
         raise
-    return exec_relay.relay(pid, session)
+    if request.detach and session.master is not None:  # `-d -t`: a holder keeps its terminal
+        try:
+            exec_relay.hand_to_holder(session.master, pid)
+        finally:
+            session.close()
+        return 0
+    return exec_relay.relay(pid, session, detach_keys=detach_keys or DEFAULT_DETACH_BYTES)

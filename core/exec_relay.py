@@ -7,12 +7,16 @@ size passed on (core/terminal.py). Without `-t` the process gets pipes: standard
 /dev/null without `-i`), standard output and standard error, each copied to the CLI's own.
 
 The relay ends when the process has exited and its output has drained; output that background
-children keep producing is cut DRAIN_SECONDS after the exit, as the monitor does for `run`.
+children keep producing is cut DRAIN_SECONDS after the exit, as the monitor does for `run`. With
+`-it` on a terminal it also ends when the user types the detach keys (core/detach_keys.py): the
+master then goes to a holder (core/pty_holder.py) that keeps the process's terminal until it
+exits, as Docker's daemon does; `exec -d -t` hands the master over at once.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import time
@@ -20,14 +24,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from dockyard.core.attach import DETACHED
+from dockyard.core.detach_keys import DEFAULT_DETACH_BYTES, DetachSequence
 from dockyard.core.errors import DockyardError
 from dockyard.core.monitor import Console
 
-__all__ = ["ExecSession", "null_stdio", "open_session", "relay"]
+__all__ = ["DETACHED", "ExecSession", "hand_to_holder", "null_stdio", "open_session", "relay"]
 
 DRAIN_SECONDS = 2.0
 _CHUNK = 65536
 _EOT = b"\x04"  # what a terminal reads as end of input
+# Run pty_holder.py from its directory by import, so its cached bytecode is used (as the monitor is).
+HOLDER_BOOT = "import sys; sys.path[:0] = [sys.argv.pop(1)]; import pty_holder; pty_holder.main()"
 
 
 @dataclass
@@ -42,6 +50,7 @@ class ExecSession:
     # With `-t`: where the driver sends the terminal, and whether the CLI's stdin goes to it.
     console: Console | None = None
     terminal_input: bool = False
+    master: int | None = None  # the terminal the driver sent, once taken
 
     @property
     def console_fd(self) -> int | None:
@@ -65,6 +74,7 @@ class ExecSession:
             set_window_size(master, *window_size(0))
         self.outputs = {master: 1}
         self.stdin_target = master if self.terminal_input else None
+        self.master = master
 
     def close_process_side(self) -> None:
         """Drop the CLI's copies of the process's descriptors once the process has them."""
@@ -130,9 +140,10 @@ def open_session(*, tty: bool, stdin: bool) -> ExecSession:
     )
 
 
-def relay(pid: int, session: ExecSession) -> int:
+def relay(pid: int, session: ExecSession, *, detach_keys: bytes = DEFAULT_DETACH_BYTES) -> int:
     """Relay until the process `pid` (a child of the caller) exits and its output drains; return
-    its exit status (128+N for signal N)."""
+    its exit status (128+N for signal N), or DETACHED once the user typed `detach_keys` at an
+    interactive terminal (the process keeps running, its terminal held by a holder)."""
     session.close_process_side()
     try:
         if session.tty and session.stdin_target is not None and os.isatty(0):
@@ -140,18 +151,55 @@ def relay(pid: int, session: ExecSession) -> int:
 
             master = session.stdin_target
             with raw_terminal(0, on_resize=lambda rows, cols: set_window_size(master, rows, cols)):
-                return _Relay(pid, session).run()
+                code = _Relay(pid, session, DetachSequence(detach_keys)).run()
+            if code == DETACHED:
+                hand_to_holder(master, pid)
+            return code
         return _Relay(pid, session).run()
     finally:
         session.close()
 
 
+def hand_to_holder(master: int, pid: int) -> None:
+    """Give the pty `master` of the running process `pid` to a new holder (core/pty_holder.py) in
+    its own session, which keeps it until the process exits; the caller may then close its copy."""
+    import sys
+
+    from dockyard.core import pty_holder
+
+    process = os.pidfd_open(pid)
+    try:
+        # Above the descriptors the holder gets, so no dup2 below is a no-op keeping CLOEXEC.
+        held = fcntl.fcntl(master, fcntl.F_DUPFD_CLOEXEC, 10)
+        watched = fcntl.fcntl(process, fcntl.F_DUPFD_CLOEXEC, 10)
+    finally:
+        os.close(process)
+    try:
+        os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-S", "-I", "-c", HOLDER_BOOT, os.path.dirname(pty_holder.__file__)],
+            {},
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, held, pty_holder.MASTER),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, watched, pty_holder.PROCESS),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(held)
+        os.close(watched)
+
+
 class _Relay:
     """One relay loop: the process's exit, its output, the user's input."""
 
-    def __init__(self, pid: int, session: ExecSession) -> None:
+    def __init__(self, pid: int, session: ExecSession, detach: DetachSequence | None = None) -> None:
         self.pid = pid
         self.session = session
+        self.detach = detach
+        self.detached = False
         self.outputs = dict(session.outputs)
         self.stdin_target = session.stdin_target
         self.pending = b""  # input read but not yet taken by the process
@@ -165,7 +213,7 @@ class _Relay:
         pidfd = os.pidfd_open(self.pid)
         try:
             deadline: float | None = None
-            while self.code is None or self.outputs:
+            while (self.code is None or self.outputs) and not self.detached:
                 if self.code is not None:
                     deadline = deadline or time.monotonic() + DRAIN_SECONDS
                     if time.monotonic() > deadline:
@@ -187,6 +235,8 @@ class _Relay:
                     self._write_input()
         finally:
             os.close(pidfd)
+        if self.detached and self.code is None:
+            return DETACHED
         return self.code if self.code is not None else 255
 
     def _reap(self) -> None:
@@ -218,6 +268,11 @@ class _Relay:
 
     def _read_input(self) -> None:
         data = os.read(0, _CHUNK)
+        if data and self.detach is not None:
+            passed, self.detached = self.detach.feed(data)
+            if self.detached or not passed:
+                return
+            data = passed
         if data:
             self.pending = data
             self._write_input()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dockyard.core.cli.detach_option import detach_keys_option, parsed_detach_keys
 from dockyard.core.engine import Engine
 
 pass_engine = click.make_pass_decorator(Engine)
@@ -11,6 +12,7 @@ pass_engine = click.make_pass_decorator(Engine)
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background.")
+@detach_keys_option
 @click.option("-e", "--env", multiple=True, help="Set environment variables.")
 @click.option("--env-file", multiple=True, help="Read in a file of environment variables.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached.")
@@ -27,6 +29,7 @@ def exec_(
     engine: Engine,
     /,
     detach: bool,
+    detach_keys: str | None,
     env: tuple[str, ...],
     env_file: tuple[str, ...],
     interactive: bool,
@@ -39,8 +42,10 @@ def exec_(
 ) -> None:
     """Execute a command in a running container."""
     from dockyard.core.container_exec import ExecRequest, run_exec
+    from dockyard.core.exec_relay import DETACHED
     from dockyard.core.run_config import environment
 
+    keys = parsed_detach_keys(detach_keys)
     request = ExecRequest(
         command=command,
         env=tuple(environment(list(env), list(env_file))),
@@ -51,4 +56,8 @@ def exec_(
         detach=detach,
         privileged=privileged,
     )
-    ctx.exit(run_exec(engine, engine.containers.resolve(name), request))
+    code = run_exec(engine, engine.containers.resolve(name), request, detach_keys=keys)
+    if code == DETACHED:
+        click.echo("\r\nread escape sequence", err=True)
+        code = 0
+    ctx.exit(code)

@@ -325,3 +325,78 @@ def test_detach_keys_leave_the_container_running(dockyard: Dockyard, busybox: st
     refused = dockyard("run", "--detach-keys", "alt-x", "--name", "never", busybox, "true", check=False)
     assert (refused.returncode, refused.stderr) == (125, "Error: Invalid detach keys (alt-x) provided\n")
     assert "never" not in dockyard("ps", "-a", "--format", "{{.Names}}").stdout
+
+
+def _holders() -> set[int]:
+    """Pids of the pty holders on this host."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and b"pty_holder" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.add(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _cat(dockyard: Dockyard, container: str, path: str) -> str:
+    return dockyard("exec", container, "cat", path, check=False).stdout
+
+
+def _sleeper(dockyard: Dockyard, busybox: str) -> str:
+    dockyard("run", "-d", "--name", "sleeper", busybox, "sleep", "300")
+    return "sleeper"
+
+
+def test_exec_detached_with_a_tty_runs_on_its_own_terminal_until_it_exits(
+    dockyard: Dockyard, busybox: str
+) -> None:
+    sleeper = _sleeper(dockyard, busybox)
+    before = _holders()
+    script = (
+        "echo $$ > /tmp/pid; tty > /tmp/tty; i=0;"
+        " while [ $i -lt 4000 ]; do echo filling the terminal $i; i=$((i+1)); done;"
+        " echo written > /tmp/done; read -t 300 line; echo $? > /tmp/read"
+    )
+    begun = time.monotonic()
+    detached = dockyard("exec", "-d", "-t", sleeper, "sh", "-c", script)
+    assert (detached.returncode, detached.stdout, detached.stderr) == (0, "", "")
+    assert time.monotonic() - begun < 5
+    # More output than a pty buffers: it reaches the end only because someone drains the master.
+    _wait_until(lambda: _cat(dockyard, sleeper, "/tmp/done") == "written\n")
+    assert _cat(dockyard, sleeper, "/tmp/tty").startswith("/dev/pts/")
+    holders = _holders() - before
+    assert len(holders) == 1, "one holder keeps the terminal while the process runs"
+    assert _cat(dockyard, sleeper, "/tmp/read") == "", "the process still waits on its terminal"
+    dockyard("exec", sleeper, "sh", "-c", "kill $(cat /tmp/pid)")
+    _wait_until(lambda: not (holders & _holders()))
+
+
+def test_exec_it_detaches_with_the_keys_and_the_process_keeps_running(
+    dockyard: Dockyard, busybox: str
+) -> None:
+    sleeper = _sleeper(dockyard, busybox)
+    before = _holders()
+    command = dockyard.command("exec", "-it", "--detach-keys", "ctrl-a,x", sleeper, "sh")
+    terminal = Terminal(command, dockyard.env)
+    terminal.expect(b"# ")
+    terminal.send(b"echo $$ > /tmp/shell; echo sta''rted\n")
+    terminal.expect(b"started\r\n")
+    terminal.send(b"\x01x")
+    terminal.expect(b"read escape sequence")
+    assert terminal.close() == 0
+    shell = _cat(dockyard, sleeper, "/tmp/shell").strip()
+    assert shell and dockyard("exec", sleeper, "kill", "-0", shell, check=False).returncode == 0
+    holders = _holders() - before
+    assert len(holders) == 1
+    dockyard("exec", sleeper, "kill", "-HUP", shell)
+    _wait_until(lambda: not (holders & _holders()))
+
+    default = Terminal(dockyard.command("exec", "-it", sleeper, "sh"), dockyard.env)
+    default.expect(b"# ")
+    default.send(b"\x10\x11")
+    default.expect(b"read escape sequence")
+    assert default.close() == 0
+
+    refused = dockyard("exec", "--detach-keys", "alt-x", sleeper, "true", check=False)
+    assert (refused.returncode, refused.stderr) == (125, "Error: Invalid detach keys (alt-x) provided\n")
