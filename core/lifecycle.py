@@ -373,15 +373,17 @@ def wait_container(engine: Engine, container: Container, *, timeout: float | Non
 def stop_container(
     engine: Engine, container: Container, *, timeout: int | None = None, signal_name: str | None = None
 ) -> None:
-    """STOPSIGNAL (SIGTERM by default), then SIGKILL after the timeout, as `docker stop -t`."""
-    if container.status not in ACTIVE_STATUSES or not container.pid:
+    """STOPSIGNAL (SIGTERM by default), then SIGKILL after the timeout, as `docker stop -t`.
+    A container restarting between two runs (no pid) has its restart policy cancelled."""
+    if container.status not in ACTIVE_STATUSES or not (container.pid or container.status == "restarting"):
         return
     config = container.config["Config"]
     number = _signal_number(signal_name or config.get("StopSignal"))
     grace = timeout if timeout is not None else (config.get("StopTimeout") or 10)
     engine.containers.update_state(container, StopRequested=True)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(container.pid, number)
+    if container.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(container.pid, number)
     from dockyard.core.container_ops import thaw_if_paused
 
     thaw_if_paused(engine, container)  # a frozen process acts on the signal only once thawed
@@ -421,8 +423,7 @@ def remove_container(engine: Engine, container: Container, *, force: bool, volum
                 f"cannot remove container {container.name}: container is {container.status}: "
                 "stop the container before removing or force remove"
             )
-        kill_container(engine, container, "KILL")
-        wait_container(engine, container, timeout=30)
+        stop_container(engine, container, timeout=0, signal_name="KILL")  # also when restarting
         container = engine.containers.load(container.id)
     _wait_for_monitor(container)
     if not container.directory.exists():

@@ -569,6 +569,10 @@ class Monitor:
                 return code
             restarts += 1
             time.sleep(min(0.1 * 2**restarts, 5.0))
+            if self.state.read().get("StopRequested"):  # `stop` while it waited to restart
+                self.state.update(Status="exited")
+                self._finish(code)
+                return code
 
     def _start(self) -> dict[str, object]:
         """Start the container again through a starter; with `-t`, take the terminal it made."""

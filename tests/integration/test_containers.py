@@ -270,6 +270,23 @@ def test_restart_policy_is_kept_without_a_daemon(dockyard: Dockyard, busybox: st
     assert dockyard("logs", "flaky").stdout == "try\ntry\ntry\n"
 
 
+def test_stop_cancels_a_restart_policy_between_two_runs(dockyard: Dockyard, busybox: str) -> None:
+    dockyard("run", "-d", "--name", "looping", "--restart", "unless-stopped", busybox, "sh", "-c", "exit 3")
+    _wait_until(lambda: int(dockyard("inspect", "-f", "{{.RestartCount}}", "looping").stdout) >= 3)
+    _wait_until(lambda: _state(dockyard, "looping")["Status"] == "restarting")
+    dockyard("stop", "looping")
+    state = _state(dockyard, "looping")
+    assert (state["Status"], state["ExitCode"]) == ("exited", 3), "stopped, not restarting forever"
+    count = dockyard("inspect", "-f", "{{.RestartCount}}", "looping").stdout
+    time.sleep(1)
+    assert dockyard("inspect", "-f", "{{.RestartCount}}", "looping").stdout == count
+
+    dockyard("run", "-d", "--name", "again", "--restart", "always", busybox, "sh", "-c", "exit 1")
+    _wait_until(lambda: _state(dockyard, "again")["Status"] == "restarting")
+    dockyard("rm", "-f", "again")  # between two runs: no process to kill, the policy is cancelled
+    assert "again" not in dockyard("ps", "-a", "--format", "{{.Names}}").stdout
+
+
 def test_oci_runtime_runs_the_same_spec(dockyard: Dockyard, busybox: str) -> None:
     result = dockyard(
         "run", "--rm", "--runtime", "oci", busybox, "sh", "-c", "echo $HOSTNAME; exit 4", check=False
