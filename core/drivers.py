@@ -377,14 +377,26 @@ class DriverEntry:
     """One registered driver: its kind, name, how to build it, who registered it, its priority.
 
     A higher priority wins automatic selection; 0 means "only when named or already in use".
+    `target` is the factory or its import string (`module:attribute`); a string is imported only
+    when `factory` is asked for, so registering a driver costs nothing until it is built.
     """
 
     kind: DriverKind
     name: str
-    factory: DriverFactory
+    target: DriverFactory | str
     plugin: str
     priority: int = 0
     description: str = ""
+
+    @property
+    def factory(self) -> DriverFactory:
+        """The callable that builds the driver, imported now when it was registered by name."""
+        if isinstance(self.target, str):
+            from dockyard.core.entrypoints import load_import_string
+
+            factory: DriverFactory = load_import_string(self.target)
+            return factory
+        return self.target
 
 
 class DriverRegistry:
@@ -403,19 +415,20 @@ class DriverRegistry:
     def storage(
         self,
         name: str,
-        factory: DriverFactory,
+        factory: DriverFactory | str,
         *,
         plugin: str,
         priority: int = 0,
         description: str = "",
     ) -> None:
-        """Register a storage driver built by `factory(context)`."""
+        """Register a storage driver built by `factory(context)`; `factory` may be an import
+        string (`module:attribute`), imported only when the driver is built."""
         self._add(DriverEntry(DriverKind.STORAGE, name, factory, plugin, priority, description))
 
     def network(
         self,
         name: str,
-        factory: DriverFactory,
+        factory: DriverFactory | str,
         *,
         plugin: str,
         priority: int = 0,
@@ -427,7 +440,7 @@ class DriverRegistry:
     def isolation(
         self,
         name: str,
-        factory: DriverFactory,
+        factory: DriverFactory | str,
         *,
         plugin: str,
         priority: int = 0,

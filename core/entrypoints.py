@@ -24,6 +24,7 @@ __all__ = [
     "EntryPoint",
     "autoload_enabled",
     "entry_points",
+    "load_import_string",
 ]
 
 PLUGIN_GROUP = "dockyard"
@@ -49,15 +50,8 @@ class EntryPoint:
         self._metadata = metadata
 
     def load(self) -> Any:
-        """Import the module and return the object the entry point names (the module itself
-        when it names no attribute); extras in brackets are ignored, as by importlib.metadata."""
-        import importlib
-
-        module_name, _, attribute = self.value.partition("[")[0].partition(":")
-        target = importlib.import_module(module_name.strip())
-        for part in attribute.strip().split(".") if attribute.strip() else ():
-            target = getattr(target, part)
-        return target
+        """Import the module and return the object the entry point names (load_import_string)."""
+        return load_import_string(self.value)
 
     def distribution(self) -> tuple[str, str]:
         """The (name, version) of the distribution that declares this entry point."""
@@ -77,6 +71,18 @@ class EntryPoint:
                 continue
             break
         return name, version
+
+
+def load_import_string(value: str) -> Any:
+    """Import `module:attribute.path` and return the object it names (the module itself when it
+    names no attribute); extras in brackets are ignored, as by importlib.metadata."""
+    import importlib
+
+    module_name, _, attribute = value.partition("[")[0].partition(":")
+    target = importlib.import_module(module_name.strip())
+    for part in attribute.strip().split(".") if attribute.strip() else ():
+        target = getattr(target, part)
+    return target
 
 
 def entry_points(group: str) -> list[EntryPoint]:

@@ -35,6 +35,8 @@ def dockyard_register_drivers(register: DriverRegistry) -> None:
 
     Call `register.storage(name, factory, plugin=..., priority=...)` (likewise `network`, `isolation`)
     once per driver. `factory(context)` builds the driver from a `DriverContext`; it must do no I/O.
+    `factory` may be an import string (`mypkg.driver:MyDriver`): the module is imported only when
+    the driver is built, so a plugin whose drivers a command does not use costs it nothing.
     A higher priority wins automatic selection; priority 0 means "only when named". Historic, so a
     plugin registered late still hears it.
     """

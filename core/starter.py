@@ -60,26 +60,38 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def _prepared_driver(directory: str, plugin: str, name: str) -> Any:
-    """The isolation driver, built by calling its built-in plugin's registration hook directly.
+def _builtin_isolation(plugin: str | None, name: str | None) -> Any:
+    """The registered built-in isolation driver `plugin` provides as `name`, or None when the
+    container was created with a third party's (DriverEntry)."""
+    from dockyard.core.drivers import DriverKind, DriverRegistry
+    from dockyard.core.errors import NotFoundError
+    from dockyard.plugins.builtin_drivers import dockyard_register_drivers
+
+    registry = DriverRegistry()
+    dockyard_register_drivers(register=registry)
+    try:
+        entry = registry.get(DriverKind.ISOLATION, name or "")
+    except NotFoundError:
+        return None
+    return entry if entry.plugin == plugin else None
+
+
+def _prepared_driver(directory: str, entry: Any) -> Any:
+    """The built-in isolation driver `entry` registers, built for this container's settings.
 
     The fast path for a first start that the CLI prepared: no plugin manager, no entry points,
     no engine, only the one module that starts the process.
     """
-    import importlib
     from pathlib import Path
 
-    from dockyard.core.drivers import DriverContext, DriverKind, DriverRegistry
+    from dockyard.core.drivers import DriverContext
 
     with open(os.path.join(directory, "monitor.json"), "rb") as handle:
         settings = json.load(handle)["settings"]
-    registry = DriverRegistry()
-    importlib.import_module(plugin).dockyard_register_drivers(register=registry)
-    entry = registry.get(DriverKind.ISOLATION, name)
     return entry.factory(
         DriverContext(
-            home=Path(settings["root"]) / "isolation" / name,
-            run_dir=Path(settings["runroot"]) / "isolation" / name,
+            home=Path(settings["root"]) / "isolation" / entry.name,
+            run_dir=Path(settings["runroot"]) / "isolation" / entry.name,
             rootless=settings["rootless"],
         )
     )
@@ -91,17 +103,17 @@ def _start(directory: str, stdio: tuple[int, int, int], console: int | None) -> 
     from pathlib import Path
 
     from dockyard.core.containers import ContainerStore, running_state
-    from dockyard.plugins import BUILTIN_PLUGINS
 
     with open(os.path.join(directory, "config.json"), "rb") as handle:
         names = json.load(handle)["Dockyard"]
     spec_path = os.path.join(directory, "spec.json")
-    if names.get("IsolationPlugin") in BUILTIN_PLUGINS and os.path.exists(spec_path):
+    builtin = _builtin_isolation(names.get("IsolationPlugin"), names.get("IsolationDriver"))
+    if builtin is not None and os.path.exists(spec_path):
         from dockyard.core.spec import ContainerSpec
 
         store = ContainerStore(Path(directory).parent)
         container = store.load(os.path.basename(directory))
-        driver = _prepared_driver(directory, names["IsolationPlugin"], names["IsolationDriver"])
+        driver = _prepared_driver(directory, builtin)
         _become_subreaper()
         with open(spec_path) as handle:
             pid = int(driver.start(ContainerSpec.from_json(handle.read()), stdio=stdio, console=console))

@@ -1,20 +1,11 @@
 """Dockyard's built-in plugins.
 
 Each entry is an import string registered exactly as a third party's entry point would be: the core
-loads this list through the plugin manager and never imports a driver module itself.
+loads this list through the plugin manager and never imports a driver module itself. The drivers
+are registered by `builtin_drivers` from import strings, so a command imports only those it builds.
 """
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "dockyard.plugins.storage.vfs",
-    "dockyard.plugins.storage.overlay",
-    "dockyard.plugins.storage.btrfs",
-    "dockyard.plugins.isolation.namespaces",
-    "dockyard.plugins.isolation.oci",
-    "dockyard.plugins.isolation.rootless",
-    "dockyard.plugins.network.none",
-    "dockyard.plugins.network.host",
-    "dockyard.plugins.network.bridge",
-    "dockyard.plugins.network.pasta",
-    "dockyard.plugins.network.slirp4netns",
+    "dockyard.plugins.builtin_drivers",
     "dockyard.plugins.events",
 )

@@ -1,1 +1,1 @@
-"""Built-in isolation drivers, each a plugin module registering through `dockyard_register_drivers`."""
+"""Built-in isolation drivers, each registered by name in `dockyard.plugins.builtin_drivers`."""

@@ -24,14 +24,12 @@ from typing import TYPE_CHECKING
 
 from dockyard.core.drivers import Availability, DriverContext, ResourceUsage
 from dockyard.core.errors import DockyardError, DriverFailed
-from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
     from dockyard.core.linux.cgroups import ContainerCgroups
     from dockyard.core.spec import ContainerSpec, ProcessSpec
 
-__all__ = ["NamespacesDriver", "dockyard_register_drivers", "probe_namespaces"]
+__all__ = ["NamespacesDriver", "probe_namespaces"]
 
 _RECORD = "cgroups.json"
 
@@ -228,15 +226,3 @@ def probe_namespaces_once_per_boot(run_dir: Path) -> str:
             run_dir.mkdir(parents=True, exist_ok=True)
             marker.write_text(boot)
     return problem
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `namespaces` as the default isolation driver as root."""
-    register.isolation(
-        "namespaces",
-        NamespacesDriver,
-        plugin=__name__,
-        priority=20,
-        description="Linux namespaces, cgroups, capabilities and seccomp, set up in Python",
-    )

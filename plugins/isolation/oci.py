@@ -24,15 +24,13 @@ from dockyard.core.errors import (
     DriverFailed,
     UsageError,
 )
-from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import subprocess
 
-    from dockyard.core.drivers import DriverRegistry
     from dockyard.core.spec import ContainerSpec, ProcessSpec
 
-__all__ = ["OciDriver", "dockyard_register_drivers"]
+__all__ = ["OciDriver"]
 
 _ENVIRONMENT = "DOCKYARD_OCI_RUNTIME"
 
@@ -278,15 +276,3 @@ def _error(runtime: str, action: str, message: str) -> DockyardError:
         if "permission denied" in message:
             return CommandNotExecutable(message)
     return DriverFailed(f"{runtime} {action} failed: {message}")
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `oci`, used only when named."""
-    register.isolation(
-        "oci",
-        OciDriver,
-        plugin=__name__,
-        priority=0,
-        description="an OCI runtime (runc by default; crun, runsc) running a generated bundle",
-    )

@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING
 
 from dockyard.core.drivers import Availability, ResourceUsage
 from dockyard.core.errors import DriverPrerequisites
-from dockyard.core.hookspecs import hookimpl
 from dockyard.plugins.isolation.namespaces import NamespacesDriver, probe_namespaces
 
 if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
     from dockyard.core.linux.cgroups import ContainerCgroups
     from dockyard.core.spec import ContainerSpec, Resources
 
-__all__ = ["RootlessDriver", "delegated_cgroup", "dockyard_register_drivers"]
+__all__ = ["RootlessDriver", "delegated_cgroup"]
 
 # Each limit flag and the v2 controller it needs.
 _LIMIT_CONTROLLERS = {"--memory": "memory", "--cpus": "cpu", "--pids-limit": "pids"}
@@ -126,15 +124,3 @@ def _requested_limits(resources: Resources) -> list[str]:
     if resources.pids is not None:
         requested.append("--pids-limit")
     return requested
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `rootless`, the isolation driver of users without root."""
-    register.isolation(
-        "rootless",
-        RootlessDriver,
-        plugin=__name__,
-        priority=20,
-        description="Linux namespaces inside the user's own user namespace (subordinate ids)",
-    )

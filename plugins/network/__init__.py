@@ -1,1 +1,1 @@
-"""Built-in network drivers, each a plugin module registering through `dockyard_register_drivers`."""
+"""Built-in network drivers, each registered by name in `dockyard.plugins.builtin_drivers`."""

@@ -29,13 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, NetworkConfig, PortMapping
 from dockyard.core.errors import DriverFailed
-from dockyard.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
     from dockyard.plugins.network.bridge_ipam import AddressBook
 
-__all__ = ["BRIDGE", "USER_BRIDGE_PREFIX", "BridgeNetworkDriver", "dockyard_register_drivers", "mac_for"]
+__all__ = ["BRIDGE", "USER_BRIDGE_PREFIX", "BridgeNetworkDriver", "mac_for"]
 
 BRIDGE = "dockyard0"
 USER_BRIDGE_PREFIX = "dy-"  # then 12 characters of the network's id
@@ -304,15 +302,3 @@ class BridgeNetworkDriver:
 def bridge_nft_table(network_id: str) -> str:
     """The nftables table of the default network ("") or of a user-defined one."""
     return f"inet dockyard_{network_id[:12]}" if network_id else "inet dockyard"
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `bridge`, the default network as root."""
-    register.network(
-        "bridge",
-        BridgeNetworkDriver,
-        plugin=__name__,
-        priority=20,
-        description="a private address on the dockyard0 bridge, NAT and published ports",
-    )

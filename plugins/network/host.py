@@ -7,15 +7,9 @@ away the network isolation, so it must never be picked by default.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
-from dockyard.core.hookspecs import hookimpl
 
-if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
-
-__all__ = ["HostNetworkDriver", "dockyard_register_drivers"]
+__all__ = ["HostNetworkDriver"]
 
 
 class HostNetworkDriver:
@@ -39,15 +33,3 @@ class HostNetworkDriver:
 
     def detach(self, container_id: str) -> None:
         """Nothing to release."""
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `host`, only used when named."""
-    register.network(
-        "host",
-        HostNetworkDriver,
-        plugin=__name__,
-        priority=0,
-        description="share the host's network namespace (no isolation)",
-    )

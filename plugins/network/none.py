@@ -15,15 +15,10 @@ them is usable the user is told why rather than handed a container that silently
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from dockyard.core.drivers import Availability, DriverContext, NetworkAttachment, PortMapping
-from dockyard.core.hookspecs import hookimpl
 
-if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
-
-__all__ = ["NoneNetworkDriver", "dockyard_register_drivers"]
+__all__ = ["NoneNetworkDriver"]
 
 
 class NoneNetworkDriver:
@@ -61,15 +56,3 @@ class NoneNetworkDriver:
         from dockyard.plugins.network import netns_files
 
         netns_files.remove(netns_files.path_for(self._directory, container_id))
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `none`, the fallback when the bridge is unusable."""
-    register.network(
-        "none",
-        NoneNetworkDriver,
-        plugin=__name__,
-        priority=10,
-        description="a private network namespace with only loopback",
-    )

@@ -20,17 +20,12 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dockyard.core.drivers import PortMapping
 from dockyard.core.errors import DriverFailed
-from dockyard.core.hookspecs import hookimpl
 from dockyard.plugins.network.usermode import INTERFACE, UserModeNetworkDriver
 
-if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
-
-__all__ = ["PastaNetworkDriver", "dockyard_register_drivers", "port_options"]
+__all__ = ["PastaNetworkDriver", "port_options"]
 
 START_TIMEOUT = 30.0
 
@@ -112,15 +107,3 @@ class PastaNetworkDriver(UserModeNetworkDriver):
         from dockyard.plugins.network.bridge import host_nameservers
 
         return host_nameservers()
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `pasta`, the preferred rootless network."""
-    register.network(
-        "pasta",
-        PastaNetworkDriver,
-        plugin=__name__,
-        priority=8,
-        description="user-mode networking by pasta (passt): no privilege needed, published ports",
-    )

@@ -21,17 +21,13 @@ import select
 import socket
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockyard.core.drivers import PortMapping
 from dockyard.core.errors import DriverFailed
-from dockyard.core.hookspecs import hookimpl
 from dockyard.plugins.network.usermode import INTERFACE, UserModeNetworkDriver
 
-if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
-
-__all__ = ["DNS_SERVER", "Slirp4netnsNetworkDriver", "dockyard_register_drivers"]
+__all__ = ["DNS_SERVER", "Slirp4netnsNetworkDriver"]
 
 DNS_SERVER = "10.0.2.3"
 MTU = 65520
@@ -144,15 +140,3 @@ class Slirp4netnsNetworkDriver(UserModeNetworkDriver):
         except ValueError as exc:
             raise DriverFailed(f"slirp4netns answered {reply[:200]!r}") from exc
         return answer
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `slirp4netns`, the rootless fallback when pasta is missing."""
-    register.network(
-        "slirp4netns",
-        Slirp4netnsNetworkDriver,
-        plugin=__name__,
-        priority=6,
-        description="user-mode networking by slirp4netns: no privilege needed, published ports",
-    )

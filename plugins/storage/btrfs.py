@@ -32,20 +32,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from dockyard.core import store
 from dockyard.core.drivers import Availability, DriverContext
 from dockyard.core.errors import (
     DriverPrerequisites,
 )
-from dockyard.core.hookspecs import hookimpl
 from dockyard.plugins.storage.tree_layers import TreeLayersDriver
 
-if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
-
-__all__ = ["BtrfsDriver", "dockyard_register_drivers"]
+__all__ = ["BtrfsDriver"]
 
 _RM_OPTION = "user_subvol_rm_allowed"
 
@@ -134,15 +129,3 @@ def _delete_subvolumes(directory: Path) -> None:
     for entry in directory.iterdir():
         if entry.is_dir() and not entry.is_symlink() and btrfsutil.is_subvolume(str(entry)):
             btrfsutil.delete_subvolume(str(entry), recursive=True)
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `btrfs`, preferred over vfs where the storage root is on btrfs."""
-    register.storage(
-        "btrfs",
-        BtrfsDriver,
-        plugin=__name__,
-        priority=20,
-        description="btrfs: a subvolume per layer, a snapshot per child layer and container",
-    )

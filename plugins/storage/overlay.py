@@ -47,15 +47,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from dockyard.core import store
 from dockyard.core.drivers import Availability, Change, DriverContext, LayerDiff, StagedDiff
 from dockyard.core.errors import ConflictError, DriverFailed, NotFoundError, StoreError
-from dockyard.core.hookspecs import hookimpl
 from dockyard.core.storage_kit import LAYER_ID, MountCounts, check_id, failing
 
 if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
     from dockyard.plugins.storage.overlay_mounts import Stack
     from dockyard.plugins.storage.overlay_probe import Verdict
 
-__all__ = ["OverlayDriver", "dockyard_register_drivers"]
+__all__ = ["OverlayDriver"]
 
 _LINK_LENGTH = 12
 _LINK_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # 32 symbols: each random byte maps evenly
@@ -444,15 +442,3 @@ def _check_length(stack: Stack, options: str) -> None:
 def _failing(action: str) -> AbstractContextManager[None]:
     """Report an OSError from the filesystem or a mount as DriverFailed."""
     return failing("overlay", action)
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `overlay` as the preferred storage driver where the host can mount overlays."""
-    register.storage(
-        "overlay",
-        OverlayDriver,
-        plugin=__name__,
-        priority=30,
-        description="overlayfs: layers shared as lower directories, containers as upper ones",
-    )

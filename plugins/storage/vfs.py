@@ -20,18 +20,13 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dockyard.core import store
 from dockyard.core.drivers import Availability, DriverContext
 from dockyard.core.errors import DriverFailed
-from dockyard.core.hookspecs import hookimpl
 from dockyard.plugins.storage.tree_layers import TreeLayersDriver
 
-if TYPE_CHECKING:
-    from dockyard.core.drivers import DriverRegistry
-
-__all__ = ["VfsDriver", "dockyard_register_drivers"]
+__all__ = ["VfsDriver"]
 
 
 class VfsDriver(TreeLayersDriver):
@@ -92,15 +87,3 @@ def _copy_tree(source: Path, destination: Path) -> None:
         raise DriverFailed(f"cannot run cp to copy layer {source.name}: {exc}") from exc
     if result.returncode != 0:
         raise DriverFailed(f"copying layer {source.name} failed: {result.stderr.strip()}")
-
-
-@hookimpl
-def dockyard_register_drivers(register: DriverRegistry) -> None:
-    """Register `vfs` as the last-resort storage driver."""
-    register.storage(
-        "vfs",
-        VfsDriver,
-        plugin=__name__,
-        priority=1,
-        description="plain copy: every layer a full copy of its parent",
-    )

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.core.drivers import DriverContext, DriverKind, DriverRegistry
+from dockyard.plugins.builtin_drivers import dockyard_register_drivers
 from tests.conftest import Dockyard
 
 DRIVERS = ("pasta", "slirp4netns")
@@ -248,9 +249,7 @@ def test_host_loopback_when_allowed(driver: str, tmp_path: Path, greeter: tuple[
 
     port, seen = greeter
     registry = DriverRegistry()
-    __import__(f"dockyard.plugins.network.{driver}", fromlist=["_"]).dockyard_register_drivers(
-        register=registry
-    )
+    dockyard_register_drivers(register=registry)
     context = DriverContext(
         home=tmp_path / "home",
         run_dir=tmp_path / "run",

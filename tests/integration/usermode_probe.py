@@ -12,7 +12,6 @@ detaches and prints a last line.
 
 from __future__ import annotations
 
-import importlib
 import json
 import socket
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from dockyard.core.drivers import DriverContext, DriverKind, DriverRegistry, PortMapping
 from dockyard.core.linux.netns import call_inside
+from dockyard.plugins.builtin_drivers import dockyard_register_drivers
 
 CONTAINER_ID = "ab" * 32
 GREETING = b"hello from the namespace\n"
@@ -39,9 +39,7 @@ def serve(server: socket.socket) -> None:
 
 def main(driver_name: str, run_dir: str, host_port: int) -> None:
     registry = DriverRegistry()
-    importlib.import_module(f"dockyard.plugins.network.{driver_name}").dockyard_register_drivers(
-        register=registry
-    )
+    dockyard_register_drivers(register=registry)
     entry = registry.get(DriverKind.NETWORK, driver_name)
     driver = entry.factory(DriverContext(home=Path(run_dir) / "home", run_dir=Path(run_dir), rootless=True))
     availability = driver.available()  # type: ignore[attr-defined]

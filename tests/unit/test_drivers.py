@@ -87,3 +87,42 @@ def test_duplicate_registration_is_refused() -> None:
     registry = _registry(vfs=(1, Availability(True)))
     with pytest.raises(ValueError, match="registered twice"):
         registry.storage("vfs", lambda context: None, plugin="other")
+
+
+_LAZY_PROBE = """
+import sys
+from dockyard.core.drivers import DriverKind
+from dockyard.core.plugins import load_plugins
+
+def drivers_loaded():
+    return sorted(m for m in sys.modules if m.startswith("dockyard.plugins.") and m.count(".") == 3)
+
+hooks = load_plugins(autoload=False)
+print(drivers_loaded())
+entry = hooks.drivers.get(DriverKind.NETWORK, "none")
+print(entry.plugin, entry.factory.__module__, entry.factory.__name__)
+print(drivers_loaded())
+"""
+
+
+def test_loading_plugins_imports_no_driver_until_one_is_built() -> None:
+    """Registering the built-in drivers costs no driver import; asking for one imports only it."""
+    import subprocess
+    import sys
+
+    lines = subprocess.run(
+        [sys.executable, "-c", _LAZY_PROBE], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert lines == [
+        "[]",
+        "dockyard.plugins.network.none dockyard.plugins.network.none NoneNetworkDriver",
+        "['dockyard.plugins.network.none']",
+    ]
+
+
+def test_a_factory_may_be_an_import_string() -> None:
+    registry = DriverRegistry()
+    registry.network("stub", "tests.unit.test_drivers:FakeDriver", plugin="test")
+    entry = registry.get(DriverKind.NETWORK, "stub")
+    assert entry.target == "tests.unit.test_drivers:FakeDriver"
+    assert entry.factory is FakeDriver
