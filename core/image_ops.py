@@ -97,11 +97,14 @@ class RemovalReport:
     reclaimed: int = 0
 
 
-def remove_image(engine: Engine, name: str, *, force: bool) -> RemovalReport:
+def remove_image(engine: Engine, name: str, *, force: bool, prune: bool = True) -> RemovalReport:
     """Untag or delete one image with `docker rmi` semantics.
 
     A tag that is not the image's last one is only untagged; an id naming an image with several
-    tags needs `force`; deleting an image removes every layer no other image uses.
+    tags needs `force`. An image a container uses is not deleted: without `force` that is Docker's
+    conflict, with it the image only loses its names (a running container's image cannot even be
+    forced by id). Deleting an image removes every layer no other image uses and, with `prune`, its
+    untagged parents that nothing else builds on (a build's step images), as Docker does.
     """
     from dockyard.core.reference import looks_like_id
 
@@ -109,6 +112,7 @@ def remove_image(engine: Engine, name: str, *, force: bool) -> RemovalReport:
     with engine.images.locked():
         image = engine.images.resolve(name)
         by_reference = not (looks_like_id(name) and image.id[7:].startswith(name.removeprefix("sha256:")))
+        users = _containers_using(engine)
         if by_reference and len(image.repo_tags) > 1:
             reference = parse_reference(name)
             key = f"{reference.name}@{reference.digest}" if reference.digest else str(reference)
@@ -120,17 +124,79 @@ def remove_image(engine: Engine, name: str, *, force: bool) -> RemovalReport:
                     f"conflict: unable to delete {image.id[7:19]} (must be forced) - image is "
                     "referenced in multiple repositories"
                 )
-            report.untagged.extend(
-                parse_reference(ref, default_tag=None).familiar()
-                for ref in (*image.repo_tags, *image.repo_digests)
+            in_use = _refuse_in_use(
+                image, users.get(image.id, []), name, by_reference=by_reference, force=force
             )
-            report.reclaimed += _delete(engine, image)
-            report.deleted.append(image.id)
+            references = (*image.repo_tags, *image.repo_digests)
+            report.untagged.extend(parse_reference(ref, default_tag=None).familiar() for ref in references)
+            if in_use:
+                for ref in references:
+                    engine.images.untag(ref)
+            else:
+                report.reclaimed += _delete(engine, image)
+                report.deleted.append(image.id)
+                if prune:
+                    _prune_parents(engine, image, users, report)
     for ref in report.untagged:
         engine.hooks.image_untagged(image_id=image.id, reference=ref)
     for image_id in report.deleted:
         engine.hooks.image_removed(image_id=image_id)
     return report
+
+
+def _containers_using(engine: Engine) -> dict[str, list[tuple[str, bool]]]:
+    """Image id -> (container id, running) for every container."""
+    users: dict[str, list[tuple[str, bool]]] = {}
+    for container in engine.containers.list():
+        users.setdefault(container.config["Image"], []).append((container.id, container.running))
+    return users
+
+
+def _refuse_in_use(
+    image: Image, users: list[tuple[str, bool]], name: str, *, by_reference: bool, force: bool
+) -> bool:
+    """Raise Docker's conflict for an image containers use unless forced; True when it is in use."""
+    if not users:
+        return False
+    container_id, running = next(((cid, run) for cid, run in users if run), users[0])
+    short = image.id[7:19]
+    if not force:
+        if by_reference:
+            raise ConflictError(
+                f'conflict: unable to remove repository reference "{name}" (must force) - container '
+                f"{container_id[:12]} is using its referenced image {short}"
+            )
+        state = "running" if running else "stopped"
+        raise ConflictError(
+            f"conflict: unable to delete {short} (must be forced) - image is being used by {state} "
+            f"container {container_id[:12]}"
+        )
+    if running and not by_reference:
+        raise ConflictError(
+            f"conflict: unable to delete {short} (cannot be forced) - image is being used by running "
+            f"container {container_id[:12]}"
+        )
+    return True
+
+
+def _prune_parents(
+    engine: Engine, image: Image, users: dict[str, list[tuple[str, bool]]], report: RemovalReport
+) -> None:
+    """Delete the untagged parents of a deleted image that no other image or container needs."""
+    from dockyard.core.errors import NotFoundError
+
+    parent_id = image.parent
+    while parent_id:
+        try:
+            parent = engine.images.get(parent_id)
+        except NotFoundError:
+            return
+        children = any(other.parent == parent_id for other in engine.images.list())
+        if parent.repo_tags or parent.repo_digests or children or parent_id in users:
+            return
+        report.reclaimed += _delete(engine, parent)
+        report.deleted.append(parent_id)
+        parent_id = parent.parent
 
 
 def _delete(engine: Engine, image: Image) -> int:

@@ -122,7 +122,7 @@ def tag(engine: Engine, source: str, target: str) -> None:
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--force", is_flag=True, help="Force removal of the image.")
 @click.option(
-    "--no-prune", is_flag=True, help="Accepted for compatibility: untagged parents are kept anyway."
+    "--no-prune", is_flag=True, help="Do not delete untagged parents."
 )
 @pass_engine
 @click.pass_context
@@ -133,7 +133,7 @@ def rmi(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool,
     failures = 0
     for name in names:
         try:
-            report = remove_image(engine, name, force=force)
+            report = remove_image(engine, name, force=force, prune=not no_prune)
         except DockyardError as exc:
             report_error(exc)
             failures += 1

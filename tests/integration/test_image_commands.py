@@ -129,6 +129,38 @@ def test_rmi_follows_docker_semantics(dockyard: Dockyard, busybox_tar: Path) -> 
     assert leftover == [], "deleting the last image must delete its layer"
 
 
+def test_rmi_keeps_an_image_a_container_uses(dockyard: Dockyard, busybox_tar: Path) -> None:
+    image_id = _import(dockyard, busybox_tar, "inuse:1")
+    container_id = dockyard("create", "--network", "none", "inuse:1", "true").stdout.strip()
+    refused = dockyard("rmi", "inuse:1", check=False)
+    assert refused.returncode == 125
+    assert refused.stderr == (
+        'Error: conflict: unable to remove repository reference "inuse:1" (must force) - container '
+        f"{container_id[:12]} is using its referenced image {image_id[7:19]}\n"
+    )
+    by_id = dockyard("rmi", image_id[7:19], check=False)
+    assert "image is being used by stopped container" in by_id.stderr and by_id.returncode == 125
+    forced = dockyard("rmi", "-f", "inuse:1")
+    assert forced.stdout == "Untagged: inuse:1\n", "forced: untagged, never deleted under a container"
+    assert dockyard("images", "-aq", "--no-trunc").stdout.split() == [image_id]
+    assert dockyard("start", "-a", container_id).returncode == 0
+
+
+def test_rmi_deletes_the_untagged_step_images_of_a_build(dockyard: Dockyard, busybox_tar: Path) -> None:
+    _import(dockyard, busybox_tar, "base:1")
+    context = dockyard.root.parent / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM base:1\nENV A=1\nLABEL b=2\nCMD [\"true\"]\n")
+    for tag in ("steps:1", "steps:2"):
+        dockyard("build", "-q", "--no-cache", "-t", tag, str(context))
+    listed = dockyard("images", "-aq", "--no-trunc").stdout.split()
+    assert len(listed) == 7, "the base and three step images per build"
+    deleted = dockyard("rmi", "steps:1").stdout.count("Deleted: ")
+    assert deleted == 3, "the image and its two untagged parents; the base is tagged"
+    kept = dockyard("rmi", "--no-prune", "steps:2").stdout.count("Deleted: ")
+    assert kept == 1 and len(dockyard("images", "-aq").stdout.split()) == 3
+
+
 def test_rmi_force_by_id_removes_every_tag(dockyard: Dockyard, busybox_tar: Path) -> None:
     image_id = _import(dockyard, busybox_tar, "a:1")
     dockyard("tag", "a:1", "b:2")

@@ -120,7 +120,7 @@ def test_a_step_image_left_without_its_child_is_counted_as_an_image(
     dockyard("build", "-q", "-t", "stepped", str(context))
     summary = "{{.Type}}|{{.TotalCount}}|{{.Size}}|{{.Reclaimable}}"
     assert dockyard("system", "df", "--format", summary).stdout.splitlines()[-1] == "Build Cache|1|300kB|0B"
-    dockyard("rmi", "stepped")
+    dockyard("rmi", "--no-prune", "stepped")  # without it, rmi deletes the step image too
     rows = dockyard("system", "df", "--format", summary).stdout.splitlines()
     assert rows[0].startswith("Images|2|") and rows[-1] == "Build Cache|0|0B|0B"
     verbose = dockyard("system", "df", "-v", "--format", "{{range .Images}}{{.Repository}} {{end}}").stdout
