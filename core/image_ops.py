@@ -211,20 +211,29 @@ def _delete(engine: Engine, image: Image) -> int:
 
 
 def prune_images(engine: Engine, *, all_unused: bool) -> RemovalReport:
-    """Remove dangling images (untagged), or with `all_unused` every image, as `image prune`;
-    an image a container uses is kept either way."""
+    """Remove dangling images (untagged, and no image builds on them), or with `all_unused` every
+    image no container uses, as `image prune`; an image whose only child goes becomes dangling and
+    goes too, as Docker prunes parents."""
     report = RemovalReport()
     in_use = {container.config["Image"] for container in engine.containers.list()}
     with engine.images.locked():
-        for image in engine.images.list():
-            if (image.repo_tags and not all_unused) or image.id in in_use:
-                continue
-            report.untagged.extend(
-                parse_reference(ref, default_tag=None).familiar()
-                for ref in (*image.repo_tags, *image.repo_digests)
-            )
-            report.reclaimed += _delete(engine, image)
-            report.deleted.append(image.id)
+        while True:
+            stored = engine.images.list()
+            parents = {image.parent for image in stored if image.parent}
+            doomed = [
+                image
+                for image in stored
+                if image.id not in parents and image.id not in in_use and (all_unused or not image.repo_tags)
+            ]
+            if not doomed:
+                break
+            for image in doomed:
+                report.untagged.extend(
+                    parse_reference(ref, default_tag=None).familiar()
+                    for ref in (*image.repo_tags, *image.repo_digests)
+                )
+                report.reclaimed += _delete(engine, image)
+                report.deleted.append(image.id)
     for image_id in report.deleted:
         engine.hooks.image_removed(image_id=image_id)
     return report

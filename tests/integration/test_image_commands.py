@@ -157,8 +157,13 @@ def test_rmi_deletes_the_untagged_step_images_of_a_build(dockyard: Dockyard, bus
     assert len(listed) == 7, "the base and three step images per build"
     deleted = dockyard("rmi", "steps:1").stdout.count("Deleted: ")
     assert deleted == 3, "the image and its two untagged parents; the base is tagged"
+    dockyard("image", "prune", "-f")
+    assert len(dockyard("images", "-aq").stdout.split()) == 4, "step images under a tag are not dangling"
     kept = dockyard("rmi", "--no-prune", "steps:2").stdout.count("Deleted: ")
     assert kept == 1 and len(dockyard("images", "-aq").stdout.split()) == 3
+    pruned = dockyard("image", "prune", "-f").stdout
+    assert pruned.count("deleted: ") == 2, "left alone, the step images are dangling one after the other"
+    assert len(dockyard("images", "-aq").stdout.split()) == 1
 
 
 def test_rmi_force_by_id_removes_every_tag(dockyard: Dockyard, busybox_tar: Path) -> None:
