@@ -97,6 +97,8 @@ def test_image_subcommands_have_help(dockyard: Dockyard) -> None:
 EXIT_PROBE = """
 import atexit, gc, sys
 atexit.register(lambda: sys.stderr.write(f"FROZEN {{gc.get_freeze_count()}}\\n"))
+before = gc.get_stats()[0]["collections"]
+atexit.register(lambda: sys.stderr.write(f"COLLECTIONS {{gc.get_stats()[0]['collections'] - before}}\\n"))
 from dockyard.core.cli.launcher import main
 main({args!r})
 """
@@ -114,3 +116,15 @@ def test_exit_spares_the_cycle_collection_and_runs_atexit(dockyard: Dockyard, ar
     assert result.returncode == 0, result.stderr
     frozen = [line for line in result.stderr.splitlines() if line.startswith("FROZEN ")]
     assert frozen and int(frozen[-1].removeprefix("FROZEN ")) > 1000, result.stderr
+
+
+def test_a_command_runs_few_cycle_collections(dockyard: Dockyard) -> None:
+    """The youngest generation may grow to 10,000 objects: `ps -a` imports click and the engine
+    with a handful of collections (27 at Python's default of 700, ~0.25 ms each)."""
+    argv = ["--root", str(dockyard.root), "--runroot", str(dockyard.runroot), "ps", "-a"]
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE.format(args=argv)],
+        capture_output=True, text=True, env=dockyard.env, timeout=60,
+    )
+    counts = [line for line in result.stderr.splitlines() if line.startswith("COLLECTIONS ")]
+    assert counts and int(counts[-1].removeprefix("COLLECTIONS ")) <= 5, result.stderr
