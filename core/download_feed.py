@@ -97,15 +97,20 @@ class FeedReader:
 
     def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes (1 MiB for -1), waiting for them to arrive; b"" at the blob's end."""
-        wanted = _CHUNK if size < 0 else size
-        available = self._feed._wait(self._offset, self._restarts)
-        if available is not None:
-            wanted = min(wanted, available - self._offset)
-        if self._fd is None:
-            self._fd = os.open(self._feed.path, os.O_RDONLY | os.O_CLOEXEC)
-        data = os.pread(self._fd, wanted, self._offset)
-        self._offset += len(data)
-        return data
+        while True:
+            wanted = _CHUNK if size < 0 else size
+            available = self._feed._wait(self._offset, self._restarts)
+            if available is not None:
+                wanted = min(wanted, available - self._offset)
+            if self._fd is None:
+                self._fd = os.open(self._feed.path, os.O_RDONLY | os.O_CLOEXEC)
+            data = os.pread(self._fd, wanted, self._offset)
+            if data or available is None:
+                self._offset += len(data)
+                return data
+            # Nothing where the feed said bytes were: the download truncated its file to start
+            # over and has not said so yet. That is not the end of the blob; the next wait
+            # raises DownloadInterrupted once the restart is reported.
 
     def readable(self) -> bool:
         """Always True: this is a reader."""
