@@ -1,6 +1,6 @@
 """Dockyard's exceptions, all in one place.
 
-    DockyardError                 anything Dockyard reports to a user (exit status 125)
+    DockyardError                 anything Dockyard reports to a user (a generic engine error)
     ├── UsageError                the user asked for something malformed (bad flag value, bad reference)
     │   ├── InvalidReference      an image reference that does not parse
     │   ├── DockerfileError       a Dockerfile that does not parse or whose variables do not expand
@@ -22,6 +22,10 @@
 
 Backend errors (OSError, netlink and btrfs errors) are translated into these at the boundary with
 `raise ... from exc`, so the CLI can print one line and keep the traceback for `--log-level debug`.
+
+Exit statuses follow Docker's CLI: an error's `exit_code` is 125, the generic engine error, unless
+it carries a specific status (126, 127, or a container's own); the CLI exits with a generic one as
+125 for `run` and `create` and as 1 for every other command (core/cli/exit_status.py).
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ __all__ = [
 
 
 class DockyardError(Exception):
-    """Base of every error Dockyard reports; `exit_code` follows Docker's CLI (125 = engine error)."""
+    """Base of every error Dockyard reports; `exit_code` 125 is the generic engine error, which the
+    CLI turns into its command's status (125 for `run` and `create`, else 1); any other value is a
+    specific status the CLI exits with as it is."""
 
     exit_code: int = 125
 
@@ -116,7 +122,8 @@ class RegistryError(DockyardError):
 class CommandError(DockyardError):
     """The container was set up but its command could not be executed.
 
-    `exit_code` is what `docker run` exits with in that case, so the CLI can pass it on.
+    `exit_code` is what `docker run`, `start -a` and `exec` exit with in that case, and the CLI
+    passes it on whatever the command.
     """
 
 

@@ -1,5 +1,5 @@
 """Commands that act on several named containers: each name is tried, failures are reported one
-line each, and the exit status is 125 if any failed (Docker's `stop a b c` behaviour)."""
+line each, and the command exits 1 if any failed (Docker's `stop a b c` behaviour)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import click
 
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.containers import Container
 from dockyard.core.engine import Engine
@@ -28,4 +29,4 @@ def each_container(
             report_error(exc)
             failures += 1
     if failures:
-        ctx.exit(125)
+        ctx.exit(command_failure(ctx))

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError
 
@@ -100,6 +101,6 @@ def build(
     except DockyardError as exc:
         sys.stderr.write(kept.getvalue().decode(errors="replace"))
         report_error(exc)
-        ctx.exit(exc.code if isinstance(exc, RunFailed) else 1)
+        ctx.exit(exc.code if isinstance(exc, RunFailed) else command_failure(ctx))
     if options.quiet:
         click.echo(image_id)

@@ -14,6 +14,7 @@ from dockyard.core.cli.commit_commands import commit, diff
 from dockyard.core.cli.container_admin_commands import cp, export, port, prune, rename
 from dockyard.core.cli.detach_option import detach_keys_option, parsed_detach_keys
 from dockyard.core.cli.exec_command import exec_
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.cli.inspect_commands import inspect_container_command
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.cli.process_commands import pause, stats, top, unpause
@@ -290,7 +291,7 @@ def wait(ctx: click.Context, engine: Engine, names: tuple[str, ...]) -> None:
             report_error(exc)
             failures += 1
     if failures:
-        ctx.exit(125)
+        ctx.exit(command_failure(ctx))
 
 
 @click.command("attach")

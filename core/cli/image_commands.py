@@ -7,6 +7,7 @@ import sys
 import click
 
 from dockyard.core.cli import build_command, registry_commands
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.cli.inspect_commands import inspect_image_command
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
@@ -143,7 +144,7 @@ def rmi(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool,
         for image_id in report.deleted:
             click.echo(f"Deleted: {image_id}")
     if failures:
-        ctx.exit(125)
+        ctx.exit(command_failure(ctx))
 
 
 @click.command("history")

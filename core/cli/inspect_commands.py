@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError, NotFoundError
@@ -67,7 +68,7 @@ def _make(name: str, help_text: str, kinds: tuple[str, ...]) -> click.Command:
             for obj in found:
                 click.echo(render(template, obj))
         if failures:
-            ctx.exit(125)
+            ctx.exit(command_failure(ctx))
 
     return command
 

@@ -156,13 +156,14 @@ def _dispatch(args: list[str]) -> None:
         sys.stdout.write(f"Dockyard version {__version__}\n")
         sys.exit(0)
     flags, options = parsed
+    from dockyard.core.cli.exit_status import error_status
     from dockyard.core.errors import DockyardError
 
     try:
         sys.stdout.write(_images(flags, options))
     except (DockyardError, OSError) as exc:
         report_error(exc)
-        sys.exit(getattr(exc, "exit_code", 125))
+        sys.exit(error_status(exc, "images"))
     sys.exit(0)
 
 

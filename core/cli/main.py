@@ -196,26 +196,41 @@ def cli(ctx: click.Context, /, **flags: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI with Docker's exit codes: 125 for engine and usage errors."""
+    """Run the CLI with Docker's exit codes (see `exit_status`): 125 for usage errors, the
+    failed command's status for engine errors."""
+    from dockyard.core.cli.exit_status import USAGE_ERROR, error_status
     from dockyard.core.cli.launcher import report_error
     from dockyard.core.errors import DockyardError
 
+    args = sys.argv[1:] if argv is None else argv
     try:
         # Without standalone mode click returns a command's `ctx.exit(code)` instead of raising.
-        status = cli.main(args=argv, prog_name="dockyard", standalone_mode=False)
+        status = cli.main(args=args, prog_name="dockyard", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.exceptions.ClickException as exc:
         exc.show()
-        sys.exit(125)
-    except DockyardError as exc:
+        sys.exit(USAGE_ERROR)
+    except (DockyardError, OSError) as exc:
         report_error(exc)
-        sys.exit(exc.exit_code)
-    except OSError as exc:
-        report_error(exc)
-        sys.exit(125)
+        sys.exit(error_status(exc, _failed_command(args)))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _failed_command(args: list[str]) -> str:
+    """The words naming the command `args` ran (`container run` for `--root /x container run ...`),
+    parsed again by click without running anything: the command's own context is gone by now."""
+    words: list[str] = []
+    command: click.Command | None = cli
+    parent: click.Context | None = None
+    while isinstance(command, click.Group) and args:
+        name = words[-1] if words else "dockyard"
+        ctx = command.make_context(name, list(args), parent=parent, resilient_parsing=True)
+        # A group leaves in ctx.args what follows its subcommand's name, which comes right before.
+        words.append(args[len(args) - len(ctx.args) - 1])
+        command, args, parent = command.get_command(ctx, words[-1]), ctx.args, ctx
+    return " ".join(words)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError
@@ -140,7 +141,7 @@ def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template
             failures += 1
     echo_inspected(found, template)
     if failures:
-        ctx.exit(1)
+        ctx.exit(command_failure(ctx))
 
 
 @network.command("rm")
@@ -164,7 +165,7 @@ def rm(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool) 
             report_error(exc)
             failures += 1
     if failures:
-        ctx.exit(1)
+        ctx.exit(command_failure(ctx))
 
 
 @network.command("prune")

@@ -1,22 +1,19 @@
 """Registry and archive commands: pull, push, login, logout, save, load.
 
 Each command imports httpx and the registry modules inside its body, so `dockyard --help` and
-`dockyard images` never load them. When they fail they exit 1, as Docker's CLI does for these
-commands (`docker pull nosuch` exits 1); 125 is what `run` and `create` exit with when the pull
-they start fails, and what bad flags exit with.
+`dockyard images` never load them. Their failures exit 1 like every command but `run` and
+`create` (see `exit_status`): `docker pull nosuch` exits 1.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
 from dockyard.core.engine import Engine
-from dockyard.core.errors import DockyardError, UsageError
+from dockyard.core.errors import UsageError
 
 if TYPE_CHECKING:
     from dockyard.core.reference import Reference
@@ -24,24 +21,6 @@ if TYPE_CHECKING:
     from dockyard.core.registry.hosts import RegistryConfig
 
 pass_engine = click.make_pass_decorator(Engine)
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_DOCKER_CLI_FAILURE = 1
-
-
-def _exits_1(command: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Make the command's engine errors exit 1 instead of 125, as Docker's CLI does for it."""
-
-    @functools.wraps(command)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return command(*args, **kwargs)
-        except DockyardError as exc:
-            if exc.exit_code == DockyardError.exit_code:
-                exc.exit_code = _DOCKER_CLI_FAILURE
-            raise
-
-    return run
 
 
 def _registry_setup(engine: Engine) -> tuple[RegistryConfig, CredentialStore]:
@@ -59,7 +38,6 @@ def _registry_setup(engine: Engine) -> tuple[RegistryConfig, CredentialStore]:
 @click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant]).")
 @click.option("--disable-content-trust", is_flag=True, hidden=True, help="Accepted for compatibility.")
 @pass_engine
-@_exits_1
 def pull(
     engine: Engine, name: str, all_tags: bool, quiet: bool, platform: str | None, disable_content_trust: bool
 ) -> None:
@@ -91,7 +69,6 @@ def pull(
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 @click.option("--disable-content-trust", is_flag=True, hidden=True, help="Accepted for compatibility.")
 @pass_engine
-@_exits_1
 def push(engine: Engine, name: str, all_tags: bool, quiet: bool, disable_content_trust: bool) -> None:
     """Upload an image to a registry."""
     from dockyard.core.registry.progress import make_progress
@@ -134,7 +111,6 @@ def _read_password_stdin() -> str:
 @click.option("-p", "--password", help="Password (prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
 @pass_engine
-@_exits_1
 def login(
     engine: Engine, server: str | None, username: str | None, password: str | None, password_stdin: bool
 ) -> None:
@@ -174,7 +150,6 @@ def login(
 @click.command("logout")
 @click.argument("server", required=False)
 @pass_engine
-@_exits_1
 def logout(engine: Engine, server: str | None) -> None:
     """Log out from a registry (Docker Hub when no server is given)."""
     from dockyard.core.registry.credentials import server_key
@@ -201,7 +176,6 @@ def logout(engine: Engine, server: str | None) -> None:
     help="Archive format.",
 )
 @pass_engine
-@_exits_1
 def save(engine: Engine, names: tuple[str, ...], output: str | None, archive_format: str) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     from pathlib import Path
@@ -229,7 +203,6 @@ def save(engine: Engine, names: tuple[str, ...], output: str | None, archive_for
 )
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
 @pass_engine
-@_exits_1
 def load(engine: Engine, source: str | None, quiet: bool) -> None:
     """Load images from a tar archive (docker-archive or OCI) on STDIN or a file."""
     from pathlib import Path

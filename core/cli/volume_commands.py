@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dockyard.core.cli.exit_status import command_failure
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError
@@ -66,7 +67,7 @@ def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template
         found.append({key: value for key, value in record.items() if key != "Anonymous"})
     echo_inspected(found, template)
     if failures:
-        ctx.exit(125)
+        ctx.exit(command_failure(ctx))
 
 
 @volume.command("rm")
@@ -90,7 +91,7 @@ def rm(ctx: click.Context, engine: Engine, names: tuple[str, ...], force: bool) 
             report_error(exc)
             failures += 1
     if failures:
-        ctx.exit(125)
+        ctx.exit(command_failure(ctx))
 
 
 @volume.command("prune")

@@ -59,11 +59,11 @@ def test_exec_output_and_exit_codes(dockyard: Dockyard, busybox: str) -> None:
     missing = dockyard("exec", "target", "no-such-command", check=False)
     assert missing.returncode == 127 and "executable file not found" in missing.stderr
     no_terminal = dockyard("exec", "-it", "target", "sh", input=b"", check=False)
-    assert no_terminal.returncode == 125 and "the input device is not a TTY" in no_terminal.stderr
+    assert no_terminal.returncode == 1 and "the input device is not a TTY" in no_terminal.stderr
     dockyard("kill", "target")
     dockyard("wait", "target")
     stopped = dockyard("exec", "target", "true", check=False)
-    assert stopped.returncode == 125 and "is not running" in stopped.stderr
+    assert stopped.returncode == 1 and "is not running" in stopped.stderr
 
 
 def test_exec_joins_the_container_with_its_settings(dockyard: Dockyard, busybox: str) -> None:
@@ -136,10 +136,10 @@ def test_top_pause_unpause_and_rename(dockyard: Dockyard, busybox: str) -> None:
     time.sleep(0.5)
     assert _read_file(dockyard, "counter", "/tmp/count") == frozen, "a paused process kept counting"
     refused = dockyard("exec", "counter", "true", check=False)
-    assert refused.returncode == 125 and "is paused" in refused.stderr
+    assert refused.returncode == 1 and "is paused" in refused.stderr
     dockyard("unpause", "counter")
     _wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count") != frozen)
-    assert dockyard("unpause", "counter", check=False).returncode == 125
+    assert dockyard("unpause", "counter", check=False).returncode == 1
 
     dockyard("rename", "counter", "renamed")
     assert dockyard("inspect", "-f", "{{.Name}}", "renamed").stdout == "/renamed\n"
@@ -203,7 +203,7 @@ def test_cp_both_ways_never_leaves_the_container(dockyard: Dockyard, busybox: st
     dockyard("cp", str(source), "files:/data/sub/while-stopped")
     assert _read_file(dockyard, "files", "/data/sub/while-stopped") == b"uploaded\n"
     missing = dockyard("cp", "files:/no/such", str(out), check=False)
-    assert missing.returncode == 125 and "Could not find the file /no/such" in missing.stderr
+    assert missing.returncode == 1 and "Could not find the file /no/such" in missing.stderr
 
 
 def test_stats_no_stream_shows_the_memory_limit(dockyard: Dockyard, busybox: str) -> None:
@@ -297,7 +297,7 @@ def test_export_then_import_keeps_the_containers_files(
     result = dockyard("run", "--rm", "exported", "/bin/cat", "/made")
     assert result.stdout == "made-inside\n"
     refused = dockyard("export", "no-such-container", check=False)
-    assert refused.returncode == 125 and refused.stderr.startswith("Error: No such container")
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: No such container")
     assert not list(tmp_path.glob(".tmp-*")), "no half-written archive is left"
 
 
@@ -399,4 +399,4 @@ def test_exec_it_detaches_with_the_keys_and_the_process_keeps_running(
     assert default.close() == 0
 
     refused = dockyard("exec", "--detach-keys", "alt-x", sleeper, "true", check=False)
-    assert (refused.returncode, refused.stderr) == (125, "Error: Invalid detach keys (alt-x) provided\n")
+    assert (refused.returncode, refused.stderr) == (1, "Error: Invalid detach keys (alt-x) provided\n")

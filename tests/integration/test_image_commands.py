@@ -105,7 +105,7 @@ def test_import_changes_and_inspect(dockyard: Dockyard, busybox_tar: Path) -> No
 
 def test_bad_change_is_rejected(dockyard: Dockyard, busybox_tar: Path) -> None:
     result = dockyard("import", "-c", "RUN rm -rf /", str(busybox_tar), "x", check=False)
-    assert result.returncode == 125
+    assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "not a valid change command" in result.stderr
     assert dockyard("images", "-q").stdout == ""
 
@@ -115,7 +115,7 @@ def test_rmi_follows_docker_semantics(dockyard: Dockyard, busybox_tar: Path) -> 
     dockyard("tag", "first", "second:v2")
 
     conflict = dockyard("rmi", image_id[7:19], check=False)
-    assert conflict.returncode == 125 and "must be forced" in conflict.stderr
+    assert conflict.returncode == 1 and "must be forced" in conflict.stderr
 
     untag = dockyard("rmi", "first")
     assert untag.stdout == "Untagged: first:latest\n"
@@ -133,13 +133,13 @@ def test_rmi_keeps_an_image_a_container_uses(dockyard: Dockyard, busybox_tar: Pa
     image_id = _import(dockyard, busybox_tar, "inuse:1")
     container_id = dockyard("create", "--network", "none", "inuse:1", "true").stdout.strip()
     refused = dockyard("rmi", "inuse:1", check=False)
-    assert refused.returncode == 125
+    assert refused.returncode == 1
     assert refused.stderr == (
         'Error: conflict: unable to remove repository reference "inuse:1" (must force) - container '
         f"{container_id[:12]} is using its referenced image {image_id[7:19]}\n"
     )
     by_id = dockyard("rmi", image_id[7:19], check=False)
-    assert "image is being used by stopped container" in by_id.stderr and by_id.returncode == 125
+    assert "image is being used by stopped container" in by_id.stderr and by_id.returncode == 1
     forced = dockyard("rmi", "-f", "inuse:1")
     assert forced.stdout == "Untagged: inuse:1\n", "forced: untagged, never deleted under a container"
     assert dockyard("images", "-aq", "--no-trunc").stdout.split() == [image_id]
@@ -175,26 +175,26 @@ def test_rmi_force_by_id_removes_every_tag(dockyard: Dockyard, busybox_tar: Path
     )
 
 
-def test_errors_are_one_line_with_exit_125(dockyard: Dockyard, busybox_tar: Path) -> None:
+def test_errors_are_one_line_with_exit_1(dockyard: Dockyard, busybox_tar: Path) -> None:
     missing = dockyard("rmi", "nope", check=False)
-    assert missing.returncode == 125
+    assert missing.returncode == 1
     assert missing.stderr == "Error: No such image: nope:latest\n"
 
     bad_reference = dockyard("tag", "nope", "UPPER/case", check=False)
-    assert bad_reference.returncode == 125 and bad_reference.stderr.count("\n") == 1
+    assert bad_reference.returncode == 1 and bad_reference.stderr.count("\n") == 1
 
     bad_flag = dockyard("images", "--bogus", check=False)
     assert bad_flag.returncode == 125
 
     unknown_driver = dockyard("--storage-driver", "zfs-nope", "import", str(busybox_tar), check=False)
-    assert unknown_driver.returncode == 125
+    assert unknown_driver.returncode == 1
     assert "unknown storage driver 'zfs-nope'" in unknown_driver.stderr and "vfs" in unknown_driver.stderr
     assert "Traceback" not in unknown_driver.stderr
 
 
 def test_debug_log_level_shows_the_traceback(dockyard: Dockyard) -> None:
     result = dockyard("--log-level", "debug", "rmi", "nope", check=False)
-    assert result.returncode == 125
+    assert result.returncode == 1
     assert "Traceback" in result.stderr and "No such image" in result.stderr
 
 
@@ -211,7 +211,7 @@ def test_ambiguous_id_prefix_is_an_error(
             break
         ids[first] = image_id
     result = dockyard("rmi", first, check=False)
-    assert result.returncode == 125 and "ambiguous" in result.stderr
+    assert result.returncode == 1 and "ambiguous" in result.stderr
     assert len(dockyard("images", "-q").stdout.split()) == counter
 
 
@@ -244,7 +244,7 @@ def test_crafted_layer_cannot_write_outside(dockyard: Dockyard, tmp_path: Path, 
     assert list(victim.iterdir()) == []
     assert "Traceback" not in result.stderr
     if result.returncode != 0:
-        assert result.returncode == 125 and result.stderr.count("\n") == 1
+        assert result.returncode == 1 and result.stderr.count("\n") == 1
         assert dockyard("images", "-q").stdout == "", "a refused layer leaves no image"
 
 

@@ -101,7 +101,7 @@ def test_btrfs_is_available_on_a_btrfs_root(dockyard_on_btrfs: Dockyard) -> None
 
 def test_an_unusable_driver_named_is_refused(dockyard: Dockyard, busybox_tar: Path) -> None:
     result = dockyard("--storage-driver", "btrfs", "import", str(busybox_tar), "img", check=False)
-    assert result.returncode == 125
+    assert result.returncode == 1
     assert "btrfs driver unavailable: not a btrfs filesystem:" in result.stderr
     assert not (dockyard.root / "storage" / "btrfs" / "subvolumes").exists()
 

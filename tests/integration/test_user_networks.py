@@ -135,7 +135,7 @@ def test_bad_network_options_are_one_line_errors(
     dockyard: Dockyard, args: tuple[str, ...], message: str
 ) -> None:
     result = dockyard("network", "create", *args, "broken", check=False)
-    assert result.returncode == 125 and message in result.stderr
+    assert result.returncode == 1 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "broken" not in dockyard("network", "ls").stdout
 
@@ -144,10 +144,10 @@ def test_overlapping_subnets_and_names_are_refused(dockyard: Dockyard) -> None:
     dockyard("network", "create", "--subnet", "10.234.0.0/16", "first")
     overlap = dockyard("network", "create", "--subnet", "10.234.5.0/24", "second", check=False)
     assert (
-        overlap.returncode == 125 and "Pool overlaps with other one on this address space" in overlap.stderr
+        overlap.returncode == 1 and "Pool overlaps with other one on this address space" in overlap.stderr
     )
     again = dockyard("network", "create", "first", check=False)
-    assert again.returncode == 125 and "network with name first already exists" in again.stderr
+    assert again.returncode == 1 and "network with name first already exists" in again.stderr
 
 
 def test_container_network_mode_shares_namespace_and_files(dockyard: Dockyard, busybox: str) -> None:
