@@ -148,6 +148,12 @@ def test_plugin_command(dockyard: Run) -> None:
     assert result.stdout.strip() == "Hello from dockyard-demo-plugin!"
 
 
+def test_plugin_command_exits_as_a_builtin_one(dockyard: Run) -> None:
+    failed = dockyard(COMMAND, "--fail", check=False)
+    assert (failed.returncode, failed.stderr) == (1, "Error: the demo plugin was asked to fail\n")
+    assert dockyard(COMMAND, "--bogus", check=False).returncode == 125
+
+
 def test_autoload_switch_hides_the_plugin(dockyard: Run, rootfs_tar: Path) -> None:
     info = _info(dockyard, autoload=False)
     assert PLUGIN not in {plugin["Name"] for plugin in info["Plugins"]}
@@ -158,7 +164,7 @@ def test_autoload_switch_hides_the_plugin(dockyard: Run, rootfs_tar: Path) -> No
         "--storage-driver", DRIVER, "import", str(rootfs_tar), "demo:1",
         autoload=False, check=False,
     )
-    assert result.returncode == 125
+    assert result.returncode == 1
     error = result.stderr.strip()
     assert len(error.splitlines()) == 1, error
     assert DRIVER in error and "vfs" in error, error
