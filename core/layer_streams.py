@@ -121,11 +121,14 @@ class _GzipReader:
 
     def _decode(self, data: bytes) -> bytes:
         output = self._decoder.decompress(data, _READ_SIZE)
-        self._input = self._decoder.unconsumed_tail
         if self._decoder.eof:
-            self._input = self._decoder.unused_data + self._input
+            # Everything after the member is in unused_data. unconsumed_tail may still hold a copy
+            # of it (left from an earlier call that hit the output limit): never use both.
+            self._input = self._decoder.unused_data
             self._decoder = zlib.decompressobj(wbits=_GZIP_WBITS)
             self._in_member = False
+        else:
+            self._input = self._decoder.unconsumed_tail
         return output
 
 

@@ -78,6 +78,18 @@ def test_multi_member_gzip_with_padding_decodes_whole(padding: bytes) -> None:
     assert b"".join(iter(lambda: reader.read(10240), b"")) == data
 
 
+def test_a_member_ending_after_a_full_output_read_does_not_repeat_input() -> None:
+    """Members larger than one output read: where a member ends after the decoder has stopped at
+    its output limit, what follows it must be read once (zlib leaves it in two places)."""
+    member = gzip.compress(bytes(4 << 20), mtime=0)
+    blob = gzip.compress(b"x" * 512, mtime=0) + member * 4
+    reader = open_layer(io.BytesIO(blob), Compression.GZIP, compressed_size=len(blob))
+    total = 0
+    while chunk := reader.read(1 << 20):
+        total += len(chunk)
+    assert total == 512 + 4 * (4 << 20)
+
+
 def test_reproducible_gzip_and_sniffing(tmp_path: Path) -> None:
     source = tmp_path / "layer.tar"
     source.write_bytes(b"tar bytes" * 1000)
