@@ -1,9 +1,10 @@
-"""Commands that act on several named containers: each name is tried, failures are reported one
-line each, and the command exits 1 if any failed (Docker's `stop a b c` behaviour)."""
+"""Commands that act on several named objects: each name is tried, failures are reported one line
+each, and the command exits 1 if any failed (Docker's `stop a b c` and `inspect a b` behaviour)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ from dockyard.core.containers import Container
 from dockyard.core.engine import Engine
 from dockyard.core.errors import DockyardError
 
-__all__ = ["each_container"]
+__all__ = ["each_container", "inspect_each"]
 
 
 def each_container(
@@ -28,5 +29,25 @@ def each_container(
         except DockyardError as exc:
             report_error(exc)
             failures += 1
+    if failures:
+        ctx.exit(command_failure(ctx))
+
+
+def inspect_each(
+    ctx: click.Context, names: tuple[str, ...], lookup: Callable[[str], Any], template: str | None
+) -> None:
+    """Look every name up and print what was found as `inspect` does (JSON, or `--format` per
+    record); the names that failed are reported first, then the command exits 1."""
+    from dockyard.core.cli.output import echo_inspected
+
+    found = []
+    failures = 0
+    for name in names:
+        try:
+            found.append(lookup(name))
+        except DockyardError as exc:
+            report_error(exc)
+            failures += 1
+    echo_inspected(found, template)
     if failures:
         ctx.exit(command_failure(ctx))

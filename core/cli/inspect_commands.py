@@ -6,10 +6,8 @@ from typing import Any
 
 import click
 
-from dockyard.core.cli.exit_status import command_failure
-from dockyard.core.cli.launcher import report_error
 from dockyard.core.engine import Engine
-from dockyard.core.errors import DockyardError, NotFoundError
+from dockyard.core.errors import NotFoundError
 
 pass_engine = click.make_pass_decorator(Engine)
 
@@ -50,25 +48,9 @@ def _make(name: str, help_text: str, kinds: tuple[str, ...]) -> click.Command:
         size: bool,
         kind: str | None,
     ) -> None:
-        found = []
-        failures = 0
-        for object_name in names:
-            try:
-                found.append(_lookup(engine, object_name, (kind,) if kind else kinds))
-            except DockyardError as exc:
-                report_error(exc)
-                failures += 1
-        if template is None:
-            from dockyard.core.cli.output import echo_json
+        from dockyard.core.cli.batch import inspect_each
 
-            echo_json(found)
-        else:
-            from dockyard.core.gotemplate import render
-
-            for obj in found:
-                click.echo(render(template, obj))
-        if failures:
-            ctx.exit(command_failure(ctx))
+        inspect_each(ctx, names, lambda name: _lookup(engine, name, (kind,) if kind else kinds), template)
 
     return command
 

@@ -128,20 +128,10 @@ def ls(engine: Engine, quiet: bool, filters: tuple[str, ...], template: str | No
 @click.pass_context
 def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template: str | None) -> None:
     """Display detailed information on one or more networks."""
-    from dockyard.core.cli.output import echo_inspected
+    from dockyard.core.cli.batch import inspect_each
     from dockyard.core.network_ops import find_network, inspect_network
 
-    found = []
-    failures = 0
-    for name in names:
-        try:
-            found.append(inspect_network(engine, find_network(engine, name)))
-        except DockyardError as exc:
-            report_error(exc)
-            failures += 1
-    echo_inspected(found, template)
-    if failures:
-        ctx.exit(command_failure(ctx))
+    inspect_each(ctx, names, lambda name: inspect_network(engine, find_network(engine, name)), template)
 
 
 @network.command("rm")

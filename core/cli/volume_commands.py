@@ -53,21 +53,12 @@ def ls(engine: Engine, quiet: bool, template: str | None) -> None:
 @click.pass_context
 def inspect(ctx: click.Context, engine: Engine, names: tuple[str, ...], template: str | None) -> None:
     """Display detailed information on one or more volumes."""
-    from dockyard.core.cli.output import echo_inspected
+    from dockyard.core.cli.batch import inspect_each
 
-    found = []
-    failures = 0
-    for name in names:
-        try:
-            record = engine.volumes.get(name)
-        except DockyardError as exc:
-            report_error(exc)
-            failures += 1
-            continue
-        found.append({key: value for key, value in record.items() if key != "Anonymous"})
-    echo_inspected(found, template)
-    if failures:
-        ctx.exit(command_failure(ctx))
+    def shown(name: str) -> dict[str, object]:
+        return {key: value for key, value in engine.volumes.get(name).items() if key != "Anonymous"}
+
+    inspect_each(ctx, names, shown, template)
 
 
 @volume.command("rm")
