@@ -124,6 +124,14 @@ class Engine:
 
         return ContainerStore(self.settings.root / "containers")
 
+    def container_runtime_dir(self, container_id: str) -> Path:
+        """Where a container's monitor keeps what lives only while it runs (its attach socket)."""
+        return self.settings.runroot / "containers" / container_id
+
+    def attach_socket(self, container_id: str) -> Path:
+        """The socket a container's monitor serves attach clients on."""
+        return self.container_runtime_dir(container_id) / "attach.sock"
+
     @cached_property
     def volumes(self) -> VolumeStore:
         """The volumes under this root."""

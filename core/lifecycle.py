@@ -247,7 +247,7 @@ def start_container(engine: Engine, container: Container, *, attach: bool, stdin
     if container.running:
         return
     _wait_for_monitor(container)  # the last run's monitor records the exit before it cleans up
-    attach_socket = engine.settings.runroot / "containers" / container.id / "attach.sock"
+    attach_socket = engine.attach_socket(container.id)
     params = {
         "sys_path": [path for path in sys.path if path],
         "settings": {
@@ -411,7 +411,7 @@ def remove_stopped(engine: Engine, container: Container, *, volumes: bool) -> No
     with engine.containers.locked():
         engine.containers.delete(container)
     # The monitor's runtime directory (its attach socket lived there) goes with the record.
-    shutil.rmtree(engine.settings.runroot / "containers" / container.id, ignore_errors=True)
+    shutil.rmtree(engine.container_runtime_dir(container.id), ignore_errors=True)
     engine.hooks.container_removed(container_id=container.id)
 
 

@@ -66,7 +66,7 @@ def run_step(engine: Engine, step: RunStep, draft: ImageDraft, *, out: TextIO, q
             out.write(f" ---> Running in {container.id[:12]}\n")
             out.flush()
         start_container(engine, container, attach=True)
-        socket_path = engine.settings.runroot / "containers" / container.id / "attach.sock"
+        socket_path = engine.attach_socket(container.id)
 
         def cleanup(code: int) -> None:
             release(engine, engine.containers.load(container.id))

@@ -143,7 +143,7 @@ def _attach(
             remove_stopped(engine, fresh, volumes=True)
 
     restarts = container.config["HostConfig"]["RestartPolicy"]["Name"] != "no"
-    socket_path = engine.settings.runroot / "containers" / container.id / "attach.sock"
+    socket_path = engine.attach_socket(container.id)
     if not tty:
         _proxy_signals(engine, container.id)
     cleaner = cleanup if clean_up and not restarts else None
