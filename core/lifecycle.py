@@ -399,6 +399,19 @@ def stop_container(
     wait_container(engine, container, timeout=30)
 
 
+def finish_attached(engine: Engine, container_id: str, code: int) -> None:
+    """What an attached client does in the monitor's stead once the container has exited (see
+    core/monitor.py's cleanup handoff): release it, tell plugins, and remove it for `--rm`."""
+    try:
+        fresh = engine.containers.load(container_id)
+    except NotFoundError:
+        return  # a failed start: the monitor has already removed it (--rm)
+    release(engine, fresh)
+    engine.hooks.container_stopped(container_id=container_id, exit_code=code)
+    if fresh.config["HostConfig"].get("AutoRemove"):
+        remove_stopped(engine, fresh, volumes=True)
+
+
 def remove_stopped(engine: Engine, container: Container, *, volumes: bool) -> None:
     """Delete a stopped container: its layer, its anonymous volumes (with `volumes`), its record."""
     engine.storage.remove(container.id)

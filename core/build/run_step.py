@@ -45,7 +45,7 @@ class RunStep:
 def run_step(engine: Engine, step: RunStep, draft: ImageDraft, *, out: TextIO, quiet: bool) -> None:
     """Run the step's container, add its changes to `draft`; RunFailed on a non-zero exit."""
     from dockyard.core.attach import attach
-    from dockyard.core.lifecycle import create_container, release, remove_container, start_container
+    from dockyard.core.lifecycle import create_container, finish_attached, remove_container, start_container
     from dockyard.core.run_config import CreateOptions
 
     options = CreateOptions(
@@ -69,8 +69,7 @@ def run_step(engine: Engine, step: RunStep, draft: ImageDraft, *, out: TextIO, q
         socket_path = engine.attach_socket(container.id)
 
         def cleanup(code: int) -> None:
-            release(engine, engine.containers.load(container.id))
-            engine.hooks.container_stopped(container_id=container.id, exit_code=code)
+            finish_attached(engine, container.id, code)
 
         out.flush()
         # attach writes to sys.stdout and sys.stderr (binary, through `.buffer`): both go to `out`

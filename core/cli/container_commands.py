@@ -19,7 +19,7 @@ from dockyard.core.cli.inspect_commands import inspect_container_command
 from dockyard.core.cli.launcher import report_error
 from dockyard.core.cli.process_commands import pause, stats, top, unpause
 from dockyard.core.engine import Engine
-from dockyard.core.errors import DockyardError, NotFoundError
+from dockyard.core.errors import DockyardError
 
 pass_engine = click.make_pass_decorator(Engine)
 
@@ -131,16 +131,9 @@ def _attach(
     from dockyard.core.attach import DETACHED, attach
 
     def cleanup(code: int) -> None:
-        from dockyard.core.lifecycle import release, remove_stopped
+        from dockyard.core.lifecycle import finish_attached
 
-        try:
-            fresh = engine.containers.load(container.id)
-        except NotFoundError:
-            return  # a failed start: the monitor has already removed it (--rm)
-        release(engine, fresh)
-        engine.hooks.container_stopped(container_id=container.id, exit_code=code)
-        if fresh.config["HostConfig"].get("AutoRemove"):
-            remove_stopped(engine, fresh, volumes=True)
+        finish_attached(engine, container.id, code)
 
     restarts = container.config["HostConfig"]["RestartPolicy"]["Name"] != "no"
     socket_path = engine.attach_socket(container.id)
