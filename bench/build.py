@@ -15,19 +15,17 @@ import argparse
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from run import busybox_rootfs
-from startup import BenchError, Case, Engine, docker_engine, dockyard_engine, measure, podman_engine, run
+from run import IMAGE, busybox_engines, busybox_rootfs
+from startup import Case, Engine, measure
 
-BASE = "dockyard-bench/busybox:latest"
 TAG = "dockyard-bench/built:latest"
 
 DOCKERFILE = f"""\
-FROM {BASE}
+FROM {IMAGE}
 ARG GREETING=hello
 ENV APP_HOME=/app PATH=/app/bin:$PATH
 LABEL org.example.bench=build
@@ -90,27 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as temp, contextlib.ExitStack() as stack:
         work = Path(temp)
-        rootfs = busybox_rootfs(work / "rootfs")
-        tarball = work / "busybox.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
+        engines = busybox_engines(work, busybox_rootfs(work / "rootfs"), stack, timeout=args.timeout)
         context = work / "context"
         context.mkdir()
         write_context(context)
-        cases: list[Case] = []
-        for name in ("dockyard", "podman", "docker"):
-            try:
-                engine = (
-                    stack.enter_context(docker_engine(work))
-                    if name == "docker"
-                    else (dockyard_engine(work) if name == "dockyard" else podman_engine(work))
-                )
-                for command in engine.teardown:
-                    stack.callback(subprocess.run, command, capture_output=True, check=False)
-                run([engine.binary, *engine.store_args, "import", str(tarball), BASE], timeout=args.timeout)
-            except BenchError as exc:
-                print(f"note: skipping {name}: {exc}")
-                continue
-            cases += cases_for(engine, context)
+        cases = [case for engine in engines for case in cases_for(engine, context)]
         measure(cases, runs=args.runs, timeout=args.timeout)
         print(report(cases, runs=args.runs))
     return 0
