@@ -40,10 +40,16 @@ def plan_copy_step(
     is_add = isinstance(instruction, ins.Add)
     keyword = "ADD" if is_add else "COPY"
     tree, sources = _source_tree(instruction, plan, resources, is_add=is_add)
-    image_root = resources.enter_context(mounted_image(plan.engine, state.image))
-    owner = _owner(instruction.chown, image_root)
     chmod = parse_chmod(instruction.chmod) if instruction.chmod else None
     dest, spelled_dir = destination(instruction.dest, state.workdir)
+    # The image is mounted only when the step needs to look into it: to resolve --chown names or
+    # to tell whether an unspelled destination is an existing directory.
+    image_root = (
+        resources.enter_context(mounted_image(plan.engine, state.image))
+        if instruction.chown or not spelled_dir
+        else ""
+    )
+    owner = _owner(instruction.chown, image_root)
     is_dir = spelled_dir or _is_directory(image_root, dest)
     copy_plan = plan_copy(
         tree,
