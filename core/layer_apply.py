@@ -57,6 +57,7 @@ from typing import IO, BinaryIO, cast
 from dockyard.core.digests import HashingReader
 from dockyard.core.drivers import LayerDiff
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
+from dockyard.core.linux.paths import fd_entry_path, lstat_at
 from dockyard.core.log import get_logger
 from dockyard.core.rootpath import open_in_root
 from dockyard.core.tar_source import ForwardReader
@@ -137,20 +138,6 @@ def _split_name(name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _proc_path(dirfd: int, name: str) -> str:
-    """A path naming `name` in the directory `dirfd`, for calls that take no dir_fd (xattrs).
-
-    The magic link lands on the directory itself; `name` is one component, looked up without
-    following it when the call is made with follow_symlinks=False.
-    """
-    return f"/proc/self/fd/{dirfd}/{name}"
-
-
-def _lstat(dirfd: int, name: str) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
 
 
 def _remove(dirfd: int, name: str) -> None:
@@ -158,7 +145,7 @@ def _remove(dirfd: int, name: str) -> None:
 
     shutil.rmtree with dir_fd works on descriptors and refuses to follow symlinks.
     """
-    found = _lstat(dirfd, name)
+    found = lstat_at(dirfd, name)
     if found is None:
         return
     if stat.S_ISDIR(found.st_mode):
@@ -230,7 +217,7 @@ class _Applier:
             except (FileNotFoundError, NotADirectoryError):
                 continue  # replaced by a later entry
             try:
-                found = _lstat(dirfd, name)
+                found = lstat_at(dirfd, name)
                 if found is None or (found.st_dev, found.st_ino) != meta.inode:
                     continue
                 os.chmod(name, meta.mode, dir_fd=dirfd, follow_symlinks=False)
@@ -271,7 +258,7 @@ class _Applier:
 
     def _create(self, dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> bool:
         """Create the entry, replacing what was there; False when it takes no metadata."""
-        existing = _lstat(dirfd, name)
+        existing = lstat_at(dirfd, name)
         if member.isdir():
             if existing is None or not stat.S_ISDIR(existing.st_mode):
                 _remove(dirfd, name)
@@ -302,7 +289,7 @@ class _Applier:
                 f"hard link {member.name!r} points at {member.linkname!r}, not in the layer"
             ) from None
         try:
-            if _lstat(target_dir, target[-1]) is None:
+            if lstat_at(target_dir, target[-1]) is None:
                 raise UnsafeLayerError(
                     f"hard link {member.name!r} points at {member.linkname!r}, not in the layer"
                 )
@@ -389,7 +376,7 @@ class _Applier:
                     if child not in self.seen:
                         _remove(dirfd, name)
                         continue
-                    found = _lstat(dirfd, name)
+                    found = lstat_at(dirfd, name)
                     if found is not None and stat.S_ISDIR(found.st_mode):
                         pending.append(child)
             finally:
@@ -489,7 +476,7 @@ def _set_xattrs(dirfd: int, name: str, member: tarfile.TarInfo) -> None:
             continue
         try:
             os.setxattr(
-                _proc_path(dirfd, name),
+                fd_entry_path(dirfd, name),
                 attribute,
                 value.encode("utf-8", "surrogateescape"),
                 follow_symlinks=False,

@@ -40,6 +40,7 @@ from dockyard.core.layer_apply import (
     WHITEOUT_PREFIX,
     XATTR_PAX_PREFIX,
 )
+from dockyard.core.linux.paths import fd_entry_path, lstat_at
 
 __all__ = [
     "changes",
@@ -75,16 +76,6 @@ class _Node:
 # --- reading trees -------------------------------------------------------------------------------
 
 
-def _proc_path(dirfd: int, name: str) -> str:
-    """A path naming `name` in the directory `dirfd`, for the xattr calls that take no dir_fd."""
-    return f"/proc/self/fd/{dirfd}/{name}"
-
-
-def _lstat(dirfd: int, name: str) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
 
 
 def _scan(root: Path) -> dict[str, _Node]:
@@ -101,11 +92,11 @@ def _scan(root: Path) -> dict[str, _Node]:
                 os.close(dirfd)
                 stack.pop()
                 continue
-            found = _lstat(dirfd, name)
+            found = lstat_at(dirfd, name)
             if found is None:
                 continue
             path = prefix + name
-            xattrs, opaque = _read_xattrs(_proc_path(dirfd, name))
+            xattrs, opaque = _read_xattrs(fd_entry_path(dirfd, name))
             nodes[path] = _Node(
                 found,
                 os.readlink(name, dir_fd=dirfd) if stat.S_ISLNK(found.st_mode) else "",

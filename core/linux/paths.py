@@ -15,7 +15,7 @@ import posixpath
 
 from dockyard.core.rootpath import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 
-__all__ = ["ensure_in_root", "fd_path", "open_in_root"]
+__all__ = ["ensure_in_root", "fd_entry_path", "fd_path", "lstat_at", "open_in_root"]
 
 _MAX_LINKS = 40  # as the kernel's own limit on followed symlinks
 
@@ -23,6 +23,23 @@ _MAX_LINKS = 40  # as the kernel's own limit on followed symlinks
 def fd_path(fd: int) -> str:
     """The /proc/self/fd path of `fd`: mount(2) onto it targets the very object `fd` refers to."""
     return f"/proc/self/fd/{fd}"
+
+
+def fd_entry_path(dirfd: int, name: str) -> str:
+    """A path naming `name` in the directory `dirfd`, for calls that take no dir_fd (xattrs).
+
+    The magic link lands on the directory itself; `name` is one component, looked up without
+    following it when the call is made with follow_symlinks=False.
+    """
+    return f"/proc/self/fd/{dirfd}/{name}"
+
+
+def lstat_at(dirfd: int, name: str) -> os.stat_result | None:
+    """`name` in the directory `dirfd`, not followed if a symlink; None when it does not exist."""
+    try:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 def open_in_root(root_fd: int, path: str, *, flags: int = os.O_PATH, no_symlinks: bool = False) -> int:
