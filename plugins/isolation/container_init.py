@@ -44,7 +44,7 @@ from dockyard.core.linux.netdev import set_link_up
 from dockyard.core.linux.process import reset_signals, set_dumpable
 from dockyard.core.spec import ContainerSpec, NamespaceSpec, ProcessSpec
 from dockyard.plugins.isolation.exec_report import await_exec, run_child
-from dockyard.plugins.isolation.process_setup import ProcessPlan, become, plan_process, setup_stdio
+from dockyard.plugins.isolation.process_setup import ProcessPlan, become, failing, plan_process, setup_stdio
 from dockyard.plugins.isolation.rootfs import INIT_PATH, enter_rootfs, plan_rootfs
 from dockyard.plugins.isolation.sysctls import validate_sysctls
 
@@ -100,10 +100,10 @@ def start_container(
 
         def body() -> None:
             _enter(cgroups, joined)
-            with _failing("creating the container's namespaces"):
+            with failing("creating the container's namespaces"):
                 unshare(new_flags)
             if new_network:
-                with _failing("bringing the loopback interface up"):
+                with failing("bringing the loopback interface up"):
                     set_link_up("lo")
             if console is None:
                 setup_stdio(stdio, terminal=spec.process.terminal)
@@ -136,7 +136,7 @@ def exec_in_container(
         for kind in SETNS_ORDER:
             if kind in ("pid", "user") or spec.namespace(kind) is None:
                 continue
-            with _failing(f"reading the {kind} namespace of process {pid}"):
+            with failing(f"reading the {kind} namespace of process {pid}"):
                 if not same_namespace(kind, pid):
                     joined.append((kind, _open_namespace(f"/proc/{pid}/ns/{PROC_NAMES[kind]}", kind)))
         pid_ns = NamespaceSpec("pid", f"/proc/{pid}/ns/pid") if spec.namespace("pid") is not None else None
@@ -162,11 +162,11 @@ def _spawn(pid_namespace: NamespaceSpec | None, body: Callable[[], object]) -> i
     sys.stderr.flush()
     # Non-dumpable before the fork, so the child never is, not even for the instant before its
     # first instruction (the caller is a throwaway process: nothing else depends on it).
-    with _failing("making the process non-dumpable"):
+    with failing("making the process non-dumpable"):
         set_dumpable(False)
     try:
         try:
-            with _children_in(pid_namespace), _failing("forking the container process"):
+            with _children_in(pid_namespace), failing("forking the container process"):
                 pid = os.fork()
                 if pid == 0:
                     run_child(write_fd, lambda: _child(body))
@@ -194,9 +194,9 @@ def _child(body: Callable[[], object]) -> None:
 
 def _terminal_from_container(console: int, *, owner: int) -> None:
     """Make a pty from the container's /dev/ptmx this process's terminal and send its master."""
-    with _failing("allocating the container's terminal from its /dev/ptmx"):
+    with failing("allocating the container's terminal from its /dev/ptmx"):
         master, slave = open_container_terminal(owner=owner)
-    with _failing("sending the container's terminal"):
+    with failing("sending the container's terminal"):
         send_terminal(console, master)
     os.close(master)
     setup_stdio((slave, slave, slave), terminal=True)
@@ -204,10 +204,10 @@ def _terminal_from_container(console: int, *, owner: int) -> None:
 
 
 def _enter(cgroups: ContainerCgroups, joined: list[tuple[str, int]]) -> None:
-    with _failing("joining the container's cgroups"):
+    with failing("joining the container's cgroups"):
         cgroups.join()
     for kind, fd in joined:
-        with _failing(f"joining the {kind} namespace"):
+        with failing(f"joining the {kind} namespace"):
             setns(fd, CLONE_FLAGS[kind])
 
 
@@ -219,7 +219,7 @@ def _children_in(namespace: NamespaceSpec | None) -> Iterator[None]:
         return
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with _failing("entering the pid namespace"):
+        with failing("entering the pid namespace"):
             if namespace.path:
                 target = _open_namespace(namespace.path, "pid")
                 try:
@@ -253,10 +253,3 @@ def _above_stdio(fd: int) -> int:
     os.close(fd)
     return moved
 
-
-@contextmanager
-def _failing(what: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise DriverFailed(f"{what}: {exc.strerror or exc}") from exc

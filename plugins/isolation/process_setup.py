@@ -46,7 +46,7 @@ from dockyard.core.linux.seccomp import LoadableFilter, build_filter, load_profi
 from dockyard.core.linux.seccomp_cache import CompiledFilter, cached_filter, export_program
 from dockyard.core.spec import ProcessSpec
 
-__all__ = ["ProcessPlan", "become", "plan_process", "setup_stdio"]
+__all__ = ["ProcessPlan", "become", "failing", "plan_process", "setup_stdio"]
 
 _RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
 
@@ -136,10 +136,10 @@ def become(plan: ProcessPlan) -> NoReturn:
         os.getcwd()  # raises if the directory is not reachable from the root (a leaked cwd)
     except OSError as exc:
         raise DriverFailed(f"cannot enter the working directory {plan.cwd}: {exc.strerror}") from exc
-    with _failing("setting resource limits"):
+    with failing("setting resource limits"):
         for limit, soft, hard in plan.rlimits:
             resource.setrlimit(limit, (soft, hard))
-    with _failing("dropping privileges"):
+    with failing("dropping privileges"):
         capabilities.drop_bounding(plan.bounding)
         if plan.no_new_privileges:
             set_no_new_privileges()
@@ -155,7 +155,7 @@ def become(plan: ProcessPlan) -> NoReturn:
         capabilities.clear_ambient()
         os.umask(plan.umask)
     executable = _resolve(plan.args[0], plan.search_path)
-    with _failing("preparing to exec"):
+    with failing("preparing to exec"):
         mark_fds_cloexec()
         if plan.seccomp is not None and plan.no_new_privileges:
             plan.seccomp.load()
@@ -255,7 +255,7 @@ def _rlimits(limits: tuple[tuple[str, int, int], ...]) -> tuple[tuple[int, int, 
 
 
 @contextmanager
-def _failing(what: str) -> Iterator[None]:
+def failing(what: str) -> Iterator[None]:
     """Turn an OSError of one step into DriverFailed naming the step."""
     try:
         yield
