@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from dockyard.core.errors import DriverNotSupported, DriverPrerequisites, StoreError
+from dockyard.core.procs import start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,22 +81,9 @@ def _living_record(runroot: Path) -> dict[str, Any] | None:
         return None
     except StoreError:
         return None  # a torn or foreign record: start a fresh keeper, which rewrites it
-    if not isinstance(record, dict) or _start_time(int(record.get("pid", 0))) != record.get("start_time"):
+    if not isinstance(record, dict) or start_time(int(record.get("pid", 0))) != record.get("start_time"):
         return None
     return record
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (None when it is gone): with the pid,
-    it names one process, whatever pids are reused later."""
-    if pid <= 0:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            fields = file.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return int(fields[19])
 
 
 def _start_keeper(runroot: Path) -> dict[str, Any]:
@@ -131,7 +119,7 @@ def _start_keeper(runroot: Path) -> dict[str, Any]:
     finally:
         os.close(created_read)
         os.close(mapped_write)
-    record = {"pid": pid, "start_time": _start_time(pid), **_mapping(plan)}
+    record = {"pid": pid, "start_time": start_time(pid), **_mapping(plan)}
     store.write_json(runroot / RECORD, record)
     return record
 
