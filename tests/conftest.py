@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,22 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tarball = base / "busybox.tar"
     tarball.write_bytes(tar_directory(rootfs))
     return tarball
+
+
+@pytest.fixture
+def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
+    """A busybox image named `busybox` (CMD /bin/sh) in this test's store; returns its name."""
+    dockyard("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tar), "busybox")
+    return "busybox"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ HTTPD = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec 
 
 
 @pytest.fixture
-def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
-    """A busybox image named `busybox` in this test's store."""
-    dockyard("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tar), "busybox")
-    return "busybox"
-
-
-@pytest.fixture
 def free_port() -> Iterator[int]:
     """A TCP port free on the host right now."""
     with socket.socket() as probe:

@@ -10,28 +10,10 @@ import subprocess
 import tarfile
 import termios
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import Dockyard
+from tests.conftest import Dockyard, wait_until
 from tests.terminal import Terminal
-
-
-@pytest.fixture
-def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
-    """A busybox image named `busybox` in this test's store."""
-    dockyard("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tar), "busybox")
-    return "busybox"
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.05)
 
 
 def _read_file(dockyard: Dockyard, container: str, path: str) -> bytes:
@@ -85,7 +67,7 @@ def test_exec_detach_leaves_the_process_running(dockyard: Dockyard, busybox: str
     begun = time.monotonic()
     detached = dockyard("exec", "-d", "bg", "sh", "-c", "sleep 0.5; echo finished > /tmp/marker")
     assert detached.stdout == "" and time.monotonic() - begun < 5
-    _wait_until(lambda: dockyard("exec", "bg", "cat", "/tmp/marker", check=False).stdout == "finished\n")
+    wait_until(lambda: dockyard("exec", "bg", "cat", "/tmp/marker", check=False).stdout == "finished\n")
 
 
 def test_exec_it_through_a_real_terminal(dockyard: Dockyard, busybox: str) -> None:
@@ -128,7 +110,7 @@ def test_top_pause_unpause_and_rename(dockyard: Dockyard, busybox: str) -> None:
     assert any(row.endswith(script) for row in rows), rows
     assert dockyard("top", "counter", "-o", "pid,comm").stdout.splitlines()[0].split() == ["PID", "COMMAND"]
 
-    _wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count").strip() != b"")
+    wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count").strip() != b"")
     dockyard("pause", "counter")
     assert dockyard("ps", "--format", "{{.Status}}").stdout.strip().endswith("(Paused)")
     assert dockyard("inspect", "-f", "{{.State.Paused}}", "counter").stdout == "true\n"
@@ -138,7 +120,7 @@ def test_top_pause_unpause_and_rename(dockyard: Dockyard, busybox: str) -> None:
     refused = dockyard("exec", "counter", "true", check=False)
     assert refused.returncode == 1 and "is paused" in refused.stderr
     dockyard("unpause", "counter")
-    _wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count") != frozen)
+    wait_until(lambda: _read_file(dockyard, "counter", "/tmp/count") != frozen)
     assert dockyard("unpause", "counter", check=False).returncode == 1
 
     dockyard("rename", "counter", "renamed")
@@ -363,13 +345,13 @@ def test_exec_detached_with_a_tty_runs_on_its_own_terminal_until_it_exits(
     assert (detached.returncode, detached.stdout, detached.stderr) == (0, "", "")
     assert time.monotonic() - begun < 5
     # More output than a pty buffers: it reaches the end only because someone drains the master.
-    _wait_until(lambda: _cat(dockyard, sleeper, "/tmp/done") == "written\n")
+    wait_until(lambda: _cat(dockyard, sleeper, "/tmp/done") == "written\n")
     assert _cat(dockyard, sleeper, "/tmp/tty").startswith("/dev/pts/")
     holders = _holders() - before
     assert len(holders) == 1, "one holder keeps the terminal while the process runs"
     assert _cat(dockyard, sleeper, "/tmp/read") == "", "the process still waits on its terminal"
     dockyard("exec", sleeper, "sh", "-c", "kill $(cat /tmp/pid)")
-    _wait_until(lambda: not (holders & _holders()))
+    wait_until(lambda: not (holders & _holders()))
 
 
 def test_exec_it_detaches_with_the_keys_and_the_process_keeps_running(
@@ -390,7 +372,7 @@ def test_exec_it_detaches_with_the_keys_and_the_process_keeps_running(
     holders = _holders() - before
     assert len(holders) == 1
     dockyard("exec", sleeper, "kill", "-HUP", shell)
-    _wait_until(lambda: not (holders & _holders()))
+    wait_until(lambda: not (holders & _holders()))
 
     default = Terminal(dockyard.command("exec", "-it", sleeper, "sh"), dockyard.env)
     default.expect(b"# ")

@@ -8,34 +8,16 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import Dockyard
+from tests.conftest import Dockyard, wait_until
 
 ID = re.compile(r"^[0-9a-f]{64}$")
-
-
-@pytest.fixture
-def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
-    """A busybox image named `busybox` in this test's store."""
-    dockyard("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tar), "busybox")
-    return "busybox"
 
 
 def _state(dockyard: Dockyard, name: str) -> dict[str, object]:
     result: dict[str, object] = json.loads(dockyard("inspect", "--format", "{{json .State}}", name).stdout)
     return result
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.05)
 
 
 def test_run_prints_output_and_returns_the_exit_code(dockyard: Dockyard, busybox: str) -> None:
@@ -78,7 +60,7 @@ def test_detached_lifecycle(dockyard: Dockyard, busybox: str) -> None:
     header, row = dockyard("ps").stdout.splitlines()
     assert header.split()[:3] == ["CONTAINER", "ID", "IMAGE"]
     assert row.startswith(container_id[:12]) and "Up " in row and row.endswith("sleeper")
-    _wait_until(lambda: dockyard("logs", "sleeper").stdout == "up\n")
+    wait_until(lambda: dockyard("logs", "sleeper").stdout == "up\n")
     assert _state(dockyard, "sleeper")["Running"] is True
     assert dockyard("inspect", "-f", "{{.State.Status}}", container_id[:6]).stdout == "running\n"
 
@@ -217,7 +199,7 @@ def test_ps_tells_the_truth_after_the_monitor_is_killed(dockyard: Dockyard, busy
     monitor_pid = json.loads((container_dir / "state.json").read_text())["MonitorPid"]
     os.kill(monitor_pid, signal.SIGKILL)
     assert "Up " in dockyard("ps", "--format", "{{.Status}}").stdout
-    _wait_until(lambda: "Exited" in dockyard("ps", "-a", "--format", "{{.Status}}").stdout, timeout=30)
+    wait_until(lambda: "Exited" in dockyard("ps", "-a", "--format", "{{.Status}}").stdout, timeout=30)
     assert dockyard("ps", "-q").stdout == ""
 
 
@@ -225,7 +207,7 @@ def test_killed_cli_leaves_the_container_running(dockyard: Dockyard, busybox: st
     cli = subprocess.Popen(
         dockyard.command("run", "--name", "survivor", busybox, "sleep", "300"), env=dockyard.env
     )
-    _wait_until(lambda: "survivor" in dockyard("ps", "--format", "{{.Names}}").stdout)
+    wait_until(lambda: "survivor" in dockyard("ps", "--format", "{{.Names}}").stdout)
     cli.kill()
     cli.wait()
     assert dockyard("ps", "--format", "{{.Names}} {{.State}}").stdout == "survivor running\n"
@@ -265,15 +247,15 @@ def test_restart_policy_is_kept_without_a_daemon(dockyard: Dockyard, busybox: st
     dockyard(
         "run", "-d", "--name", "flaky", "--restart", "on-failure:2", busybox, "sh", "-c", "echo try; exit 1"
     )
-    _wait_until(lambda: _state(dockyard, "flaky")["Status"] == "exited", timeout=30)
+    wait_until(lambda: _state(dockyard, "flaky")["Status"] == "exited", timeout=30)
     assert dockyard("inspect", "-f", "{{.RestartCount}}", "flaky").stdout == "2\n"
     assert dockyard("logs", "flaky").stdout == "try\ntry\ntry\n"
 
 
 def test_stop_cancels_a_restart_policy_between_two_runs(dockyard: Dockyard, busybox: str) -> None:
     dockyard("run", "-d", "--name", "looping", "--restart", "unless-stopped", busybox, "sh", "-c", "exit 3")
-    _wait_until(lambda: int(dockyard("inspect", "-f", "{{.RestartCount}}", "looping").stdout) >= 3)
-    _wait_until(lambda: _state(dockyard, "looping")["Status"] == "restarting")
+    wait_until(lambda: int(dockyard("inspect", "-f", "{{.RestartCount}}", "looping").stdout) >= 3)
+    wait_until(lambda: _state(dockyard, "looping")["Status"] == "restarting")
     dockyard("stop", "looping")
     state = _state(dockyard, "looping")
     assert (state["Status"], state["ExitCode"]) == ("exited", 3), "stopped, not restarting forever"
@@ -282,7 +264,7 @@ def test_stop_cancels_a_restart_policy_between_two_runs(dockyard: Dockyard, busy
     assert dockyard("inspect", "-f", "{{.RestartCount}}", "looping").stdout == count
 
     dockyard("run", "-d", "--name", "again", "--restart", "always", busybox, "sh", "-c", "exit 1")
-    _wait_until(lambda: _state(dockyard, "again")["Status"] == "restarting")
+    wait_until(lambda: _state(dockyard, "again")["Status"] == "restarting")
     dockyard("rm", "-f", "again")  # between two runs: no process to kill, the policy is cancelled
     assert "again" not in dockyard("ps", "-a", "--format", "{{.Names}}").stdout
 

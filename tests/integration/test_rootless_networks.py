@@ -57,13 +57,6 @@ def driver(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture
-def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
-    """A busybox image named `busybox` in this test's store."""
-    dockyard("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tar), "busybox")
-    return "busybox"
-
-
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
     """A port free on the host's loopback right now."""
     with socket.socket(socket.AF_INET, kind) as probe:
