@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from tests.conftest import Dockyard
-from tests.integration.test_bridge_network import HTTPD, _settings, busybox, free_port
+from tests.integration.test_bridge_network import HTTPD, _settings, free_port
 from tests.integration.test_user_networks import other_host
 
-__all__ = ["busybox", "free_port", "other_host"]  # fixtures shared with the bridge tests
+__all__ = ["free_port", "other_host"]  # fixtures shared with the other network tests
 
 
 def _ok(dockyard: Dockyard, *args: str, tries: int = 30) -> bool:

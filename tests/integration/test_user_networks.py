@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Dockyard
-from tests.integration.test_bridge_network import HTTPD, _settings, busybox, free_port
+from tests.integration.test_bridge_network import HTTPD, _settings, free_port
 
-__all__ = ["busybox", "free_port"]  # fixtures shared with the bridge tests
+__all__ = ["free_port"]  # a fixture shared with the bridge tests
 
 
 def _retry(dockyard: Dockyard, *args: str, tries: int = 50) -> str:
