@@ -137,7 +137,10 @@ def test_killed_layer_apply_is_rebuilt(dockyard: Dockyard, driver: str, tmp_path
         dockyard.command("import", str(tarball), "big"), env=dockyard.env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
-    _wait_for(lambda: layer_root.is_dir() and any(p.is_file() for p in layer_root.rglob("file1*")))
+    # os.walk, not rglob: the import's scratch directories come and go while the poll walks them.
+    _wait_for(
+        lambda: any(name.startswith("file1") for _, _, names in os.walk(layer_root) for name in names)
+    )
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
