@@ -87,10 +87,13 @@ class LayerBlobStore:
         record = read_json(self._digests / f"{digest_hex(digest)}.json", default={})
         return list(record.get("sources", []))
 
-    def adopt(self, staged: Path, blob: LayerBlob, *, source: str | None = None) -> None:
+    def adopt(
+        self, staged: Path, blob: LayerBlob, *, source: str | None = None, durable: bool = True
+    ) -> None:
         """Move a verified blob file into the store and record it (a no-op if it is there).
 
         Call with the image store's lock held when an image will use the blob (see the docstring).
+        Without `durable` the caller syncs the filesystem before an image refers to the blob.
         """
         target = self.path(blob)
         with self._locked():
@@ -110,12 +113,13 @@ class LayerBlobStore:
                     "compression": str(blob.compression),
                     "sources": sources,
                 },
+                durable=durable,
             )
             index_path = self._diff_ids / f"{digest_hex(blob.diff_id)}.json"
             index = read_json(index_path, default={})
             digests = list(index.get("blobs", []))
             if blob.digest not in digests:
-                write_json(index_path, {"blobs": [*digests, blob.digest]})
+                write_json(index_path, {"blobs": [*digests, blob.digest]}, durable=durable)
 
     def add_source(self, digest: str, source: str) -> None:
         """Remember that the repository `source` holds this blob."""
