@@ -58,6 +58,7 @@ from dockyard.core.digests import HashingReader
 from dockyard.core.drivers import LayerDiff
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
 from dockyard.core.linux.paths import fd_entry_path, lstat_at
+from dockyard.core.linux.writeback import start_writeback
 from dockyard.core.log import get_logger
 from dockyard.core.rootpath import open_in_root
 from dockyard.core.tar_source import ForwardReader
@@ -88,7 +89,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 _CHUNK = 1 << 20
 _HOLE = 1 << 16  # zero runs of this size and alignment are left as holes
-_ZERO_BLOCK = bytes(_HOLE)
+_ZERO_PAGE = bytes(4096)  # no run of these, no hole: searching for it is ~6x cheaper than for a hole
 _NS = 1_000_000_000
 
 log = get_logger(__name__)
@@ -412,6 +413,7 @@ def _write_file(dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.Tar
     )
     try:
         _copy_sparse(source, fd)
+        start_writeback(fd)
     finally:
         os.close(fd)
 
@@ -431,7 +433,7 @@ def _write_sparse(fd: int, chunk: bytes, offset: int) -> None:
     substring search) is one write; otherwise each run of data between zero blocks is one write.
     """
     view = memoryview(chunk)
-    if _ZERO_BLOCK not in chunk:
+    if _ZERO_PAGE not in chunk:
         _pwrite_all(fd, view, offset)
         return
     pending = 0  # where the data not yet written starts
