@@ -7,8 +7,10 @@ bomb). So every decompressed stream is capped at `EXPANSION_RATIO` times the com
 any failed layer. Real layers stay far below it: typical ratios are 2-5, and a layer would need to be
 almost nothing but runs of zeros to reach it.
 
-gzip is decoded with zlib directly, in 1 MiB reads and with the output of each call bounded, rather
-than through `gzip.GzipFile` (8 KiB reads, a second CRC in Python): it is the hot loop of a pull.
+gzip is decoded in 1 MiB reads with the output of each call bounded, rather than through
+`gzip.GzipFile` (8 KiB reads, a second CRC in Python): it is the hot loop of a pull. The decoder is
+ISA-L's inflate (the `isal` package, the same zlib interface), which takes less than half of
+zlib's CPU time for the same stream; compressing stays with zlib, whose output is the reproducible one.
 
 Compressing is deterministic (gzip without a name or timestamp, fixed level), so compressing the
 same tar twice gives the same blob, which is what keeps a pushed digest stable.
@@ -19,9 +21,11 @@ from __future__ import annotations
 import enum
 import gzip
 import shutil
-import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, cast
+
+from isal import isal_zlib
+from isal.igzip_lib import IsalError
 
 from dockyard.core.errors import ContentError, DriverPrerequisites
 
@@ -40,7 +44,7 @@ EXPANSION_FLOOR = 32 << 20
 GZIP_LEVEL = 6
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 _READ_SIZE = 1 << 20
 
 
@@ -81,11 +85,11 @@ class LimitedReader:
 
 
 class _GzipReader:
-    """Decodes a gzip stream (any number of members) with zlib, a bounded 1 MiB at a time."""
+    """Decodes a gzip stream (any number of members) with ISA-L, a bounded 1 MiB at a time."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
-        self._decoder = zlib.decompressobj(wbits=_GZIP_WBITS)
+        self._decoder = isal_zlib.decompressobj(wbits=_GZIP_WBITS)
         self._input = b""
         self._in_member = False
         self._output = b""
@@ -107,7 +111,7 @@ class _GzipReader:
                 if not self._input:
                     if not self._in_member:
                         return b""
-                    output = self._decode(b"")  # output zlib still holds back
+                    output = self._decode(b"")  # output the decoder still holds back
                     if output:
                         return output
                     raise EOFError("compressed file ended before the end-of-stream marker was reached")
@@ -125,7 +129,7 @@ class _GzipReader:
             # Everything after the member is in unused_data. unconsumed_tail may still hold a copy
             # of it (left from an earlier call that hit the output limit): never use both.
             self._input = self._decoder.unused_data
-            self._decoder = zlib.decompressobj(wbits=_GZIP_WBITS)
+            self._decoder = isal_zlib.decompressobj(wbits=_GZIP_WBITS)
             self._in_member = False
         else:
             self._input = self._decoder.unconsumed_tail
@@ -152,7 +156,7 @@ def open_layer(raw: BinaryIO, compression: Compression, *, compressed_size: int)
     errors: tuple[type[Exception], ...]
     if compression is Compression.GZIP:
         stream = _GzipReader(raw)
-        errors = (zlib.error,)
+        errors = (cast("type[Exception]", IsalError),)  # isal's stubs call the class an instance
     else:
         try:
             import zstandard
