@@ -181,11 +181,14 @@ class DetachedDiffs(Protocol):
     implementing these two methods; the core checks with `isinstance`. Drivers without it (vfs,
     btrfs) get `create_layer` and `apply_diff`, one layer after another.
 
-    The core stages every missing layer of an image concurrently (from several threads), checks
-    each diff's digest, then commits them bottom first, so a parent is always committed before
-    its child. A staged diff nothing can see until it is committed; leaving the context manager
-    `stage_diff` returned discards whatever was not committed (a digest mismatch, a failed
-    sibling), and a killed process leaves only scratch space for `cleanup()`. `commit_diff` need
+    The core stages every missing layer of an image concurrently, each in a child process forked
+    for it, checks each diff's digest, then commits them bottom first, so a parent is always
+    committed before its child. `commit_diff` runs in the parent while the child still holds the
+    `stage_diff` context open: a driver keeps nothing a commit needs outside the filesystem and
+    the StagedDiff (which must pickle). A staged diff nothing can see until it is committed;
+    leaving the context manager `stage_diff` returned discards whatever was not committed (a
+    digest mismatch, a failed sibling), and a killed process leaves only scratch space for
+    `cleanup()`. `commit_diff` need
     not flush anything to disk: the core syncs the filesystem once before it records the image.
     """
 

@@ -58,7 +58,6 @@ from dockyard.core.digests import HashingReader
 from dockyard.core.drivers import LayerDiff
 from dockyard.core.errors import ContentError, DriverFailed, UnsafeLayerError
 from dockyard.core.linux.paths import fd_entry_path, lstat_at
-from dockyard.core.linux.writeback import start_writeback
 from dockyard.core.log import get_logger
 from dockyard.core.rootpath import open_in_root
 from dockyard.core.tar_source import ForwardReader
@@ -413,7 +412,6 @@ def _write_file(dirfd: int, name: str, member: tarfile.TarInfo, tar: tarfile.Tar
     )
     try:
         _copy_sparse(source, fd)
-        start_writeback(fd)
     finally:
         os.close(fd)
 

@@ -1,12 +1,13 @@
 """Applying an image's layers all at once, for storage drivers that can (drivers.DetachedDiffs).
 
-Every missing layer is staged by the driver in a thread of its own, straight from its blob as it
-downloads: decompression, hashing and extraction of all layers overlap each other and the network
-(zlib, hashlib, pread and pwrite release the GIL). The layers are then committed bottom first, each
-only once its blob has been verified against its digest and its content against its diff_id, so a
-parent always exists before its child. Anything that fails discards every staged layer; a killed
-process leaves only the driver's scratch space. The layer locks are taken bottom first before any
-work starts, in the order the one-at-a-time path takes them, so two pulls never deadlock.
+Every missing layer is staged by the driver in a child process of its own (core/forked_stage.py),
+fed by a thread here straight from its blob as it downloads: decompression, hashing and extraction
+of all layers overlap each other and the network, on every core. The layers are then committed
+bottom first, each only once its blob has been verified against its digest and its content against
+its diff_id, so a parent always exists before its child. Anything that fails discards every
+staged layer; a killed process leaves only the driver's scratch space. The layer locks are taken
+bottom first before any work starts, in the order the one-at-a-time path takes them, so two pulls
+never deadlock.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard.core.download_feed import DownloadInterrupted
-from dockyard.core.layer_streams import open_layer
-from dockyard.core.layers import LayerRecord, chain_id, check_diff
+from dockyard.core.forked_stage import stage_in_child
+from dockyard.core.layers import LayerRecord, chain_id
 
 if TYPE_CHECKING:
     from dockyard.core.drivers import DetachedDiffs, StagedDiff
@@ -90,17 +91,11 @@ def _stage(driver: DetachedDiffs, layer: PendingLayer, stack: ExitStack, *, base
     blob = layer.source.blob
     try:
         with layer.stream() as raw:
-            staged = stack.enter_context(
-                driver.stage_diff(open_layer(raw, blob.compression, compressed_size=blob.size), base=base)
-            )
+            return stage_in_child(driver, raw, blob, stack, base=base)
     except DownloadInterrupted:
         stack.close()
         with layer.finished().open("rb") as raw:
-            staged = stack.enter_context(
-                driver.stage_diff(open_layer(raw, blob.compression, compressed_size=blob.size), base=base)
-            )
-    check_diff(staged.diff, blob.diff_id)
-    return staged
+            return stage_in_child(driver, raw, blob, stack, base=base)
 
 
 def _close_all(stacks: list[ExitStack]) -> None:

@@ -26,7 +26,6 @@ import httpx
 
 from dockyard.core import __version__
 from dockyard.core.errors import ContentError, RegistryError
-from dockyard.core.linux.writeback import start_writeback
 from dockyard.core.registry.auth import AuthState, RegistryAuth, error_text
 from dockyard.core.registry.credentials import Credentials
 from dockyard.core.registry.hosts import Endpoint
@@ -41,7 +40,6 @@ _PING_ATTEMPTS = 2
 _BACKOFF = 0.25
 _MAX_BACKOFF = 4.0
 _CHUNK = 1 << 20
-_WRITEBACK_STEP = 8 << 20  # start writing a downloading blob to disk every 8 MiB (see linux.writeback)
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _USER_AGENT = f"dockyard/{__version__}"
 
@@ -311,8 +309,6 @@ class RegistryClient:
                 nonlocal written
                 out.write(chunk)
                 out.flush()
-                if (written + len(chunk)) // _WRITEBACK_STEP != written // _WRITEBACK_STEP:
-                    start_writeback(out.fileno())
                 written += len(chunk)
                 progress(written)
 
