@@ -4,7 +4,9 @@ Turning a profile into BPF costs about 20 ms on every container start: reading a
 JSON, hundreds of libseccomp rule calls, and libseccomp generating the program when it loads.
 The program libseccomp generated is kept instead (`seccomp_export_bpf`), in a file named by what
 it depends on: the profile file (path, device, inode, size, modification time), the bounding set
-the rules were reduced for, and this machine's kernel release and architecture. Later starts load
+the rules were reduced for, this machine's kernel release and architecture, and what compiled it
+(Dockyard's version and its profile reader, libseccomp's version), so an upgrade of either never
+reuses a program the old one generated. Later starts load
 those bytes with PR_SET_SECCOMP, as libseccomp itself does without extra filter flags, so the
 container gets the same program either way.
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from dockyard.core.linux.libc import check, libc
 
-__all__ = ["CompiledFilter", "cached_filter", "export_program"]
+__all__ = ["CompiledFilter", "cached_filter", "compiler_identity", "export_program"]
 
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -88,6 +90,7 @@ def cached_filter(
             sorted(capabilities),
             machine.release,
             machine.machine,
+            compiler_identity(),
         ]
     )
     path = cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.bpf"
@@ -97,6 +100,27 @@ def cached_filter(
     compiled = build()
     _keep(path, compiled.program)
     return compiled
+
+
+class _ScmpVersion(ctypes.Structure):
+    _fields_ = (("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint))
+
+
+def compiler_identity() -> list[object]:
+    """What turns a profile into a program: Dockyard's version, its profile reader's source file
+    (a development tree changes without a new version) and libseccomp's version ("" when the
+    library is missing: `build` then reports that)."""
+    from dockyard.core import __version__
+
+    reader = os.stat(os.path.join(os.path.dirname(__file__), "seccomp.py"))
+    identity: list[object] = [__version__, reader.st_size, reader.st_mtime_ns]
+    try:
+        library = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return [*identity, ""]
+    library.seccomp_version.restype = ctypes.POINTER(_ScmpVersion)
+    version = library.seccomp_version().contents
+    return [*identity, f"{version.major}.{version.minor}.{version.micro}"]
 
 
 def _read(path: Path) -> CompiledFilter | None:

@@ -72,6 +72,34 @@ def test_seccomp_profile_is_reduced_by_capabilities_and_architecture() -> None:
         assert action(default, "s390_runtime_instr") == set()
 
 
+def test_kept_seccomp_program_is_not_reused_by_another_compiler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept program belongs to the Dockyard and libseccomp that generated it: after an upgrade
+    of either (a changed compiler identity) the profile is compiled again."""
+    from dockyard.core.linux import seccomp_cache
+
+    profile = tmp_path / "profile.json"
+    profile.write_text("{}")
+    builds: list[int] = []
+
+    def build() -> seccomp_cache.CompiledFilter:
+        builds.append(1)
+        return seccomp_cache.CompiledFilter(bytes(8) * len(builds))
+
+    def cached() -> bytes:
+        kept = seccomp_cache.cached_filter(str(profile), ["CAP_CHOWN"], cache_dir=tmp_path, build=build)
+        return kept.program
+
+    assert cached() == bytes(8) and cached() == bytes(8)
+    assert len(builds) == 1
+    assert str(seccomp_cache.compiler_identity()[-1]).count(".") == 2  # libseccomp's version, as loaded
+    upgraded = [*seccomp_cache.compiler_identity()[:-1], "99.0.0"]
+    monkeypatch.setattr(seccomp_cache, "compiler_identity", lambda: upgraded)
+    assert cached() == bytes(16)
+    assert len(builds) == 2
+
+
 def test_malformed_seccomp_profile_is_a_value_error(tmp_path: Path) -> None:
     profile = tmp_path / "bad.json"
     profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_NOPE", "syscalls": []}))
