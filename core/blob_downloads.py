@@ -1,7 +1,7 @@
 """Layer blobs on their way in: downloads that outlive a killed pull.
 
     layer-blobs/downloads/<hex>        the bytes received so far (a prefix of the blob), or all of it
-    layer-blobs/downloads/<hex>.lock   held by the pull that claimed the blob
+    layer-blobs/downloads/<hex>.lock   held by the pull that claimed the blob (removed with the claim)
 
 A pull claims each blob it downloads and holds the claim until its image is recorded; the commit then
 moves the verified file into the layer blob store (layer_blobs.py). A pull killed on the way leaves
@@ -38,21 +38,21 @@ class BlobDownloads:
     def claim(self, digest: str, *, hold: ExitStack) -> Path:
         """Claim the blob until `hold` closes, waiting for another pull that has it; returns its path."""
         path = self.path(digest)
-        hold.enter_context(file_lock(path.with_name(path.name + _LOCK_SUFFIX)))
+        hold.enter_context(file_lock(path.with_name(path.name + _LOCK_SUFFIX), removable=True))
         return path
 
     def collect(self) -> int:
-        """Remove downloads no running pull claims; returns the bytes freed."""
+        """Remove downloads no running pull claims, and their lock files; returns the bytes freed."""
         freed = 0
         if not self.home.is_dir():
             return freed
-        for entry in self.home.iterdir():
-            if entry.name.endswith(_LOCK_SUFFIX):
-                continue
-            with file_lock(entry.with_name(entry.name + _LOCK_SUFFIX), blocking=False) as free:
+        for name in {entry.name.removesuffix(_LOCK_SUFFIX) for entry in self.home.iterdir()}:
+            download = self.home / name
+            lock = self.home / (name + _LOCK_SUFFIX)
+            with file_lock(lock, blocking=False, removable=True) as free:
                 if not free:
                     continue
                 with contextlib.suppress(FileNotFoundError):
-                    freed += entry.stat().st_size
-                    entry.unlink()
+                    freed += download.stat().st_size
+                    download.unlink()
         return freed

@@ -104,7 +104,7 @@ class LayerStore:
         """Lock the layer `diff_id` on `parent` until `hold` closes; its record if it is complete,
         else None, with whatever a killed command left of it removed."""
         chain = chain_id(parent, diff_id)
-        hold.enter_context(file_lock(self._locks / f"{digest_hex(chain)}.lock"))
+        hold.enter_context(file_lock(self._locks / f"{digest_hex(chain)}.lock", removable=True))
         existing = self.get(chain)
         layer_id = digest_hex(chain)
         if existing is not None and self.driver.exists(layer_id):
@@ -160,15 +160,13 @@ class LayerStore:
         removed = []
         for chain in sorted(unused, key=lambda c: depth[c], reverse=True):
             layer_id = digest_hex(chain)
-            with file_lock(self._locks / f"{layer_id}.lock", blocking=False) as acquired:
+            with file_lock(self._locks / f"{layer_id}.lock", blocking=False, removable=True) as acquired:
                 if not acquired:
                     continue
                 if self.driver.exists(layer_id):
                     self.driver.remove(layer_id)
                 log.info("layer removed", chain_id=chain, driver=self.driver.name)
                 (self._records / f"{layer_id}.json").unlink(missing_ok=True)
-            # The lock file stays: unlinking it would let a waiter and a newcomer hold
-            # two different locks for the same layer.
             removed.append(chain)
         return removed
 

@@ -134,24 +134,51 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Iterator[bool]:
-    """Hold an flock on `path` (created if needed); yields False when non-blocking and busy."""
+def file_lock(
+    path: Path, *, shared: bool = False, blocking: bool = True, removable: bool = False
+) -> Iterator[bool]:
+    """Hold an flock on `path` (created if needed); yields False when non-blocking and busy.
+
+    A `removable` lock's file is removed by its holder as it lets go, so such locks leave no
+    files behind; every user of that file must say `removable`. Such a lock is only held once
+    `path` still names the locked file: a waiter that wins the lock of a file its holder removed
+    tries again with the one there now, so two processes never hold "the" lock at once.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        if not blocking:
-            flags |= fcntl.LOCK_NB
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, flags)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) and not blocking:
-                yield False
-                return
-            raise
-        yield True
-    finally:
-        os.close(fd)
+            flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            if not blocking:
+                flags |= fcntl.LOCK_NB
+            try:
+                fcntl.flock(fd, flags)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) and not blocking:
+                    yield False
+                    return
+                raise
+            if removable and not _names(path, fd):
+                continue  # its holder removed the file meanwhile: lock the one there now
+            try:
+                yield True
+            finally:
+                if removable:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            return
+        finally:
+            os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` is still the open file `fd`."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
 
 
 @contextlib.contextmanager
@@ -164,15 +191,12 @@ def scratch_dir(parent: Path) -> Iterator[Path]:
     import shutil
 
     path = parent / f"{TEMP_PREFIX}{new_id()[:16]}"
-    lock = path.with_name(path.name + ".lock")
-    try:
-        with file_lock(lock):
+    with file_lock(path.with_name(path.name + ".lock"), removable=True):
+        try:
             path.mkdir()
             yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def clean_stale_scratch(parent: Path) -> list[Path]:
@@ -183,13 +207,11 @@ def clean_stale_scratch(parent: Path) -> list[Path]:
     if not parent.is_dir():
         return removed
     for lock in parent.glob(f"{TEMP_PREFIX}*.lock"):
-        with file_lock(lock, blocking=False) as acquired:
+        with file_lock(lock, blocking=False, removable=True) as acquired:
             if not acquired:
                 continue
             path = lock.with_name(lock.name.removesuffix(".lock"))
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock)
     return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +46,35 @@ def test_non_blocking_lock_reports_busy(tmp_path: Path) -> None:
         with file_lock(lock, blocking=False) as second:
             # flock locks belong to open file descriptions: a second open in one process conflicts.
             assert second is False
+
+
+def test_a_removed_lock_file_is_never_held_twice(tmp_path: Path) -> None:
+    """A holder removes the lock file as it lets go; the waiter that then wins the removed file's
+    lock takes the new file's instead, so it and a newcomer cannot both hold the lock."""
+    lock = tmp_path / "lock"
+    events: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def waiter() -> None:
+        with file_lock(lock, removable=True):
+            events.append("waiter holds")
+            with file_lock(lock, blocking=False, removable=True) as newcomer:
+                events.append(f"newcomer held: {newcomer}")
+            holding.set()
+            release.wait(10)
+
+    with file_lock(lock, removable=True):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.2)  # the waiter is blocked on this file's lock
+        assert events == []
+    assert holding.wait(10)
+    assert events == ["waiter holds", "newcomer held: False"]
+    assert lock.exists(), "the waiter holds a new lock file"
+    release.set()
+    thread.join()
+    assert not lock.exists(), "each holder removed its file as it let go"
 
 
 def _hold_scratch_then_sleep(parent: str) -> None:

@@ -42,6 +42,8 @@ def _assert_nothing_left(dockyard: Dockyard) -> None:
     assert list(dockyard.root.glob("image-store/*/layers/*.json")) == []
     assert list(dockyard.root.glob("image-store/*/layer-blobs/sha256/*")) == []
     assert _downloads(dockyard) == {}
+    assert list(dockyard.root.glob("image-store/*/layer-blobs/downloads/*.lock")) == []
+    assert list(dockyard.root.glob("image-store/*/layer-locks/*")) == []
     scratch = dockyard.root / "tmp"
     assert not scratch.exists() or [p for p in scratch.iterdir() if p.is_dir()] == []
 
