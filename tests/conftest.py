@@ -75,6 +75,19 @@ def mounts_below(path: Path) -> list[str]:
     return found
 
 
+def processes_naming(text: str) -> list[int]:
+    """Pids of the processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # it exited while we looked
+                continue
+    return found
+
+
 @pytest.fixture
 def dockyard(tmp_path: Path) -> Iterator[Dockyard]:
     """A Dockyard CLI with its own root, runroot and no user config file.

@@ -12,7 +12,7 @@ import termios
 import time
 from pathlib import Path
 
-from tests.conftest import Dockyard, wait_until
+from tests.conftest import Dockyard, processes_naming, wait_until
 from tests.terminal import Terminal
 
 
@@ -311,14 +311,7 @@ def test_detach_keys_leave_the_container_running(dockyard: Dockyard, busybox: st
 
 def _holders() -> set[int]:
     """Pids of the pty holders on this host."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and b"pty_holder" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                found.add(int(entry))
-        except OSError:
-            continue
-    return found
+    return set(processes_naming("pty_holder"))
 
 
 def _cat(dockyard: Dockyard, container: str, path: str) -> str:

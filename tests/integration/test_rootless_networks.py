@@ -26,7 +26,7 @@ import pytest
 
 from dockyard.core.drivers import DriverContext, DriverKind, DriverRegistry
 from dockyard.plugins.builtin_drivers import dockyard_register_drivers
-from tests.conftest import Dockyard
+from tests.conftest import Dockyard, processes_naming
 
 DRIVERS = ("pasta", "slirp4netns")
 HOST_PYTHON = ("-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro")
@@ -147,19 +147,6 @@ def host_nameservers() -> list[str]:
     return [server for server in servers if not server.startswith("127.") and server != "::1"]
 
 
-def helper_processes(container_id: str) -> list[int]:
-    """Every process whose command line names the container (its network helper would)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if container_id.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def real_uid(pid: int) -> int:
     """The real user id a process runs as, from /proc/PID/status."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -265,7 +252,7 @@ def test_host_loopback_when_allowed(driver: str, tmp_path: Path, greeter: tuple[
     finally:
         network.detach(container_id)  # type: ignore[attr-defined]
     network.detach(container_id)  # type: ignore[attr-defined]  # idempotent
-    assert helper_processes(container_id) == []
+    assert processes_naming(container_id) == []
     assert not (tmp_path / "run" / "netns" / container_id).exists()
 
 
@@ -276,10 +263,10 @@ def test_detach_leaves_no_process_and_no_namespace(dockyard: Dockyard, busybox: 
     ).stdout.strip()
     run_dir = dockyard.runroot / "network" / driver
     record = json.loads((run_dir / "helpers" / f"{container_id}.json").read_text())
-    assert record["pid"] in helper_processes(container_id)
+    assert record["pid"] in processes_naming(container_id)
     assert (run_dir / "netns" / container_id).exists()
     dockyard("rm", "-f", container_id)
-    assert helper_processes(container_id) == []
+    assert processes_naming(container_id) == []
     assert list((run_dir / "netns").iterdir()) == []
     assert list((run_dir / "helpers").iterdir()) == []
     with socket.create_server(("0.0.0.0", port)):  # the published port is free again
@@ -334,7 +321,7 @@ def test_works_for_an_unprivileged_user_in_a_user_namespace(
         attached = json.loads(probe.stdout.readline())
         with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
             assert client.recv(100) == b"hello from the namespace\n"
-        helpers = helper_processes("ab" * 32)
+        helpers = processes_naming("ab" * 32)
         assert helpers and all(real_uid(pid) == 65534 for pid in helpers)
         probe.stdin.write("\n")
         probe.stdin.flush()
@@ -342,5 +329,5 @@ def test_works_for_an_unprivileged_user_in_a_user_namespace(
     finally:
         _, err = probe.communicate(timeout=60)
     assert probe.returncode == 0, err
-    assert helper_processes("ab" * 32) == []
+    assert processes_naming("ab" * 32) == []
     assert not Path(attached["netns"]).exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.core.digests import digest_hex
-from tests.conftest import Dockyard, wait_until
+from tests.conftest import Dockyard, processes_naming, wait_until
 from tests.integration.registry.support import (
     Proxy,
     Registry,
@@ -35,7 +35,7 @@ from tests.integration.registry.support import (
 def _assert_nothing_left(dockyard: Dockyard) -> None:
     """No image, no layer (record or driver layer), no kept or downloaded blob, no scratch space,
     and no process left of the pull (layers stage in child processes of their own)."""
-    wait_until(lambda: _processes_of(dockyard) == [])
+    wait_until(lambda: processes_naming(str(dockyard.root)) == [])
     assert dockyard("images", "-qa").stdout == ""
     status = dict(json.loads(dockyard("info", "--format", "{{json .DriverStatus}}").stdout))
     assert status["Layers"] == "0", status
@@ -46,20 +46,6 @@ def _assert_nothing_left(dockyard: Dockyard) -> None:
     assert list(dockyard.root.glob("image-store/*/layer-locks/*")) == []
     scratch = dockyard.root / "tmp"
     assert not scratch.exists() or [p for p in scratch.iterdir() if p.is_dir()] == []
-
-
-def _processes_of(dockyard: Dockyard) -> list[int]:
-    """Pids of the processes whose command line names this test's store."""
-    root = str(dockyard.root).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if root in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:  # it exited while we looked
-                continue
-    return found
 
 
 def _downloads(dockyard: Dockyard) -> dict[str, int]:
