@@ -9,9 +9,9 @@ The parent feeds the child the layer's blob through a pipe as it reads it (from 
 arrives, or from the finished file), so the child needs nothing from the parent's threads. The child
 enters the storage driver's `stage_diff`, checks the diff against its diff_id, flushes it, reports
 the StagedDiff and then keeps the context open until the parent has committed the diff or given
-up: the parent closes the verdict pipe, the child leaves the context (discarding whatever was not
-committed, as in one process) and exits. If the parent dies, the closed pipes end the child the same
-way; if the child dies, the parent gets no report and fails the layer.
+up: the parent writes a byte to the verdict pipe, the child leaves the context (discarding
+whatever was not committed, as in one process) and exits. If the parent dies, the closed pipes
+end the child the same way; if the child dies, the parent gets no report and fails the layer.
 
 Only the forking thread exists in the child: it uses the storage driver, the layer streams and the
 filesystem, and it closes every descriptor it did not get for its job, so that no other child holds
@@ -25,6 +25,7 @@ import fcntl
 import gc
 import os
 import pickle
+import shutil
 import sys
 import traceback
 from contextlib import ExitStack
@@ -65,22 +66,9 @@ def stage_in_child(
     for fd in (data_r, report_w, verdict_r):
         os.close(fd)
     stack.callback(_release, pid, verdict_w)
-    try:
-        _feed(raw, data_w)
-    finally:
-        os.close(data_w)
+    with contextlib.suppress(BrokenPipeError), os.fdopen(data_w, "wb") as pipe:
+        shutil.copyfileobj(raw, pipe, _CHUNK)  # a child that failed stops reading: the copy ends
     return _outcome(report_r)
-
-
-def _feed(raw: BinaryIO, fd: int) -> None:
-    """Copy `raw` into the child's pipe; a child that stopped reading (it failed) ends the copy."""
-    while chunk := raw.read(_CHUNK):
-        view = memoryview(chunk)
-        try:
-            while view:
-                view = view[os.write(fd, view) :]
-        except BrokenPipeError:
-            return
 
 
 def _outcome(fd: int) -> StagedDiff:
@@ -142,12 +130,8 @@ def _portable(exc: BaseException) -> BaseException:
 
 def _report(fd: int, message: tuple[str, object]) -> None:
     """Send one message and close the report pipe; a parent that went away is no one to tell."""
-    view = memoryview(pickle.dumps(message))
-    with contextlib.suppress(BrokenPipeError):
-        while view:
-            view = view[os.write(fd, view) :]
-    with contextlib.suppress(OSError):
-        os.close(fd)
+    with contextlib.suppress(BrokenPipeError), os.fdopen(fd, "wb") as pipe:
+        pipe.write(pickle.dumps(message))
 
 
 def _close_all_but(keep: set[int]) -> None:

@@ -145,12 +145,12 @@ def file_lock(
     tries again with the one there now, so two processes never hold "the" lock at once.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    if not blocking:
+        flags |= fcntl.LOCK_NB
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-            if not blocking:
-                flags |= fcntl.LOCK_NB
             try:
                 fcntl.flock(fd, flags)
             except OSError as exc:
@@ -174,11 +174,9 @@ def file_lock(
 def _names(path: Path, fd: int) -> bool:
     """Whether `path` is still the open file `fd`."""
     try:
-        found = os.stat(path)
+        return os.path.samestat(os.stat(path), os.fstat(fd))
     except FileNotFoundError:
         return False
-    held = os.fstat(fd)
-    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
 
 
 @contextlib.contextmanager
