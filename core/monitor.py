@@ -304,22 +304,6 @@ class Monitor:
         os.close(report_w)
         return pid, report_r
 
-    def _read_report(self, fd: int) -> dict[str, object]:
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except InterruptedError:
-                continue
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(fd)
-        try:
-            report: dict[str, object] = json_loads(b"".join(chunks) or b"{}")
-        except ValueError:
-            report = {}
-        return report
 
     def _run_child(
         self, action: str, stdio: tuple[int, int, int] | None = None, console: Console | None = None
@@ -332,7 +316,7 @@ class Monitor:
                 os.close(fd)
         if console is not None:
             console.driver_end.close()
-        report = self._read_report(report_fd)
+        report = read_report(report_fd)
         if action != "start":
             while True:
                 try:
@@ -689,3 +673,23 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def read_report(fd: int) -> dict[str, object]:
+    """The JSON object a starting child sent on `fd` until it closed it (starter.send_report),
+    or {} for nothing or garbage; `fd` is closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    try:
+        report = json_loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) else {}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from dockyard.core import monitor
 from dockyard.core.errors import DockyardError
+from dockyard.core.starter import send_report
 
 if TYPE_CHECKING:
     from dockyard.core.containers import Container
@@ -56,7 +57,7 @@ def spawn_monitor(engine: Engine, container: Container, *, tty: bool, stdin: boo
             os._exit(125)
     os.close(report_w)
     os.close(log_fd)
-    report = _read_report(report_r)
+    report = monitor.read_report(report_r)
     if "pid" in report:
         return pid, int(str(report["pid"]))
     os.waitpid(pid, 0)
@@ -85,17 +86,17 @@ def _become_monitor(
         if console is not None:
             outputs, stdin_w = _terminal(console, pid, stdin=stdin)
     except DockyardError as exc:
-        _report(report_w, {"error": str(exc), "exit_code": exc.exit_code})
+        send_report(report_w, {"error": str(exc), "exit_code": exc.exit_code})
         os._exit(1)
     except OSError as exc:
-        _report(report_w, {"error": str(exc), "exit_code": 125})
+        send_report(report_w, {"error": str(exc), "exit_code": 125})
         os._exit(1)
     for fd in set(stdio):
         os.close(fd)
     for fd in [*outputs, *([stdin_w] if stdin_w is not None else [])]:
         os.set_inheritable(fd, True)
     started = {"pid": pid, "outputs": {str(fd): name for fd, name in outputs.items()}, "stdin": stdin_w}
-    _report(report_w, {"pid": pid})
+    send_report(report_w, {"pid": pid})
     boot = [sys.executable, "-S", "-I", "-c", MONITOR_BOOT, monitor.__file__]
     try:
         os.execv(sys.executable, [*boot, str(container.directory), json.dumps(started)])
@@ -113,22 +114,3 @@ def _terminal(console: monitor.Console, pid: int, *, stdin: bool) -> tuple[dict[
         os.kill(pid, signal.SIGKILL)
         raise DockyardError("the isolation driver sent no terminal for the container")
     return monitor.terminal_ends(master, stdin=stdin)
-
-
-def _report(fd: int, payload: dict[str, object]) -> None:
-    view = memoryview(json.dumps(payload).encode())
-    while view:
-        view = view[os.write(fd, view) :]
-    os.close(fd)
-
-
-def _read_report(fd: int) -> dict[str, object]:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    try:
-        report = json.loads(b"".join(chunks) or b"{}")
-    except ValueError:
-        return {}
-    return report if isinstance(report, dict) else {}

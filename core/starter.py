@@ -14,17 +14,15 @@ from typing import Any
 
 from dockyard.core.errors import DockyardError
 
-__all__ = ["child_main"]
+__all__ = ["child_main", "send_report"]
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def _report(fd: int, payload: dict[str, Any]) -> None:
-    data = json.dumps(payload).encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.close(fd)
+def send_report(fd: int, payload: dict[str, Any]) -> None:
+    """Send `payload` as one JSON object on `fd` and close it (monitor.read_report reads it)."""
+    with os.fdopen(fd, "wb") as report:
+        report.write(json.dumps(payload).encode())
 
 
 def _engine(directory: str, *, builtin_only: bool) -> tuple[Any, Any]:
@@ -176,7 +174,7 @@ def child_main(
         result = {"error": str(exc), "exit_code": exc.exit_code}
     except OSError as exc:
         result = {"error": str(exc), "exit_code": 125}
-    _report(report_fd, result)
+    send_report(report_fd, result)
     if started is not None:
         _notify_started(directory, *started)
     os._exit(0)
