@@ -185,10 +185,15 @@ def scratch_dir(parent: Path) -> Iterator[Path]:
 
     Its lock file is taken before the directory exists and held while it is in use, so
     `clean_stale_scratch` can tell a directory left by a killed command from one still in use.
+    What is built in one scratch directory (a layer, an unpacked archive) has nothing to do with
+    its siblings': `parent` is marked so, and the filesystem may give each its own block group.
     """
     import shutil
 
+    from dockyard.core.linux.fsflags import mark_unrelated_subtrees
+
     path = parent / f"{TEMP_PREFIX}{new_id()[:16]}"
+    mark_unrelated_subtrees(parent)
     with file_lock(path.with_name(path.name + ".lock"), removable=True):
         try:
             path.mkdir()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
+import struct
 import threading
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.core.errors import StoreError
+from dockyard.core.linux.fsflags import mark_unrelated_subtrees
 from dockyard.core.store import (
     atomic_write,
     clean_stale_scratch,
@@ -75,6 +78,31 @@ def test_a_removed_lock_file_is_never_held_twice(tmp_path: Path) -> None:
     release.set()
     thread.join()
     assert not lock.exists(), "each holder removed its file as it let go"
+
+
+def _inode_flags(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, 0x80086601, bytes(4)))[0])  # FS_IOC_GETFLAGS
+    finally:
+        os.close(fd)
+
+
+def test_scratch_parent_spreads_its_directories(tmp_path: Path) -> None:
+    """Each scratch directory holds a tree of its own (a layer being built): its parent is marked
+    chattr +T, so ext4 places each in a block group of its own, not all beside their parent."""
+    assert _inode_flags(tmp_path) & 0x00020000 == 0, "tests run on ext4 (the machine's root filesystem)"
+    with scratch_dir(tmp_path) as scratch:
+        assert scratch.is_dir()
+    assert _inode_flags(tmp_path) & 0x00020000, "FS_TOPDIR_FL set"
+
+
+def test_spreading_is_only_a_hint_where_unsupported() -> None:
+    """tmpfs knows no such flag: marking a directory there changes nothing and raises nothing."""
+    shm = Path("/dev/shm")
+    with scratch_dir(shm) as scratch:
+        mark_unrelated_subtrees(scratch)
+    assert not scratch.exists()
 
 
 def _hold_scratch_then_sleep(parent: str) -> None:
