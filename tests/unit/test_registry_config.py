@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import stat
 from pathlib import Path
 
@@ -33,6 +34,19 @@ def test_defaults_docker_hub_and_loopback(tmp_path: Path) -> None:
     assert local.endpoint.schemes == ("https", "http") and not local.endpoint.verify_tls
     (ipv6,) = config.targets("[::1]:5000/app", pull=True)
     assert ipv6.endpoint.schemes == ("https",) and ipv6.endpoint.verify_tls  # only 127.0.0.0/8, as Docker
+
+
+def test_insecure_endpoints_load_no_certificates(tmp_path: Path) -> None:
+    """An insecure registry's certificate is not checked, so its TLS context skips reading the
+    system's CAs (tens of milliseconds on every pull from a local registry)."""
+    config = load_registry_config({"DOCKYARD_REGISTRIES_CONFIG": str(tmp_path / "none.toml")}, rootless=False)
+    (local,) = config.targets("127.0.0.1:5000/app", pull=True)
+    insecure = local.endpoint.ssl_context()
+    assert insecure.verify_mode == ssl.CERT_NONE and not insecure.check_hostname
+    assert insecure.cert_store_stats()["x509_ca"] == 0
+    (hub,) = config.targets("docker.io/library/busybox", pull=True)
+    secure = hub.endpoint.ssl_context()
+    assert secure.verify_mode == ssl.CERT_REQUIRED and secure.check_hostname
 
 
 def test_mirrors_insecure_entries_and_certs(tmp_path: Path) -> None:
