@@ -193,8 +193,8 @@ def scratch_dir(parent: Path) -> Iterator[Path]:
     from dockyard.core.linux.fsflags import mark_unrelated_subtrees
 
     path = parent / f"{TEMP_PREFIX}{new_id()[:16]}"
-    mark_unrelated_subtrees(parent)
-    with file_lock(path.with_name(path.name + ".lock"), removable=True):
+    with file_lock(path.with_name(path.name + ".lock"), removable=True):  # makes `parent` too
+        mark_unrelated_subtrees(parent)
         try:
             path.mkdir()
             yield path
