@@ -188,8 +188,8 @@ class DetachedDiffs(Protocol):
     the StagedDiff (which must pickle). A staged diff nothing can see until it is committed;
     leaving the context manager `stage_diff` returned discards whatever was not committed (a
     digest mismatch, a failed sibling), and a killed process leaves only scratch space for
-    `cleanup()`. `commit_diff` need not flush anything to disk: the core syncs the filesystem
-    before it records the image.
+    `cleanup()`. `commit_diff` need not flush anything to disk: the core flushes the filesystem
+    after the command, under a note that undoes the image if the machine goes down first.
     """
 
     def stage_diff(self, archive: BinaryIO, *, base: bool) -> AbstractContextManager[StagedDiff]:

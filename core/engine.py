@@ -105,10 +105,27 @@ class Engine:
 
     @cached_property
     def images(self) -> ImageStore:
-        """The image store of the storage driver in use."""
+        """The image store of the storage driver in use, once the flushes that earlier commands
+        left owing are settled (core/deferred_flush.py)."""
+        from dockyard.core.deferred_flush import settle_notes
         from dockyard.core.images import ImageStore
 
-        return ImageStore(self.image_home)
+        store = ImageStore(self.image_home)
+
+        def write_off(layers: set[str]) -> None:
+            from dockyard.core.image_assembly import write_off_layers
+
+            write_off_layers(self, store, layers)
+
+        settle_notes(self.image_home, self.image_homes, write_off)
+        return store
+
+    def image_homes(self) -> list[Path]:
+        """The directories whose filesystems hold what images are made of: the image store's
+        and the storage driver's."""
+        from dockyard.core.drivers import DriverKind
+
+        return [self.image_home, self.driver_context(DriverKind.STORAGE, self.storage_name).home]
 
     @cached_property
     def layers(self) -> LayerStore:

@@ -7,8 +7,8 @@ five layers stage in about 0.7 s where five threads took 0.9 s and one thread 1.
 
 The parent feeds the child the layer's blob through a pipe as it reads it (from the download as it
 arrives, or from the finished file), so the child needs nothing from the parent's threads. The child
-enters the storage driver's `stage_diff`, checks the diff against its diff_id, flushes it, reports
-the StagedDiff and then keeps the context open until the parent has committed the diff or given
+enters the storage driver's `stage_diff`, checks the diff against its diff_id, reports the
+StagedDiff and then keeps the context open until the parent has committed the diff or given
 up: the parent writes a byte to the verdict pipe, the child leaves the context (discarding
 whatever was not committed, as in one process) and exits. If the parent dies, the closed pipes
 end the child the same way; if the child dies, the parent gets no report and fails the layer.
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn, cast
 from dockyard.core.errors import DockyardError, DriverFailed
 from dockyard.core.layer_streams import open_layer
 from dockyard.core.layers import check_diff
-from dockyard.core.store import sync_filesystem
+from dockyard.core.linux.process import close_fds_except
 
 if TYPE_CHECKING:
     from dockyard.core.drivers import DetachedDiffs, StagedDiff
@@ -101,14 +101,13 @@ def _child(
     """
     gc.disable()
     try:
-        _close_all_but({0, 1, 2, data, report, verdict})
+        close_fds_except({0, 1, 2, data, report, verdict})
         with os.fdopen(data, "rb") as archive:
             layer = open_layer(archive, blob.compression, compressed_size=blob.size)
             with driver.stage_diff(layer, base=base) as staged:
                 while archive.read(_CHUNK):  # the rest of the pipe, so the parent's copy ends
                     pass
                 check_diff(staged.diff, blob.diff_id)
-                sync_filesystem(staged.location)
                 _report(report, ("staged", staged))
                 os.read(verdict, 1)  # a byte or end-of-file: the parent committed the diff or gave up
     except (DockyardError, OSError) as exc:
@@ -132,12 +131,3 @@ def _report(fd: int, message: tuple[str, object]) -> None:
     """Send one message and close the report pipe; a parent that went away is no one to tell."""
     with contextlib.suppress(BrokenPipeError), os.fdopen(fd, "wb") as pipe:
         pipe.write(pickle.dumps(message))
-
-
-def _close_all_but(keep: set[int]) -> None:
-    """Close every descriptor the child inherited except `keep`."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)

@@ -19,14 +19,19 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from dockyard.core.blob_downloads import BlobDownloads
-from dockyard.core.drivers import DetachedDiffs, DriverKind
+from dockyard.core.drivers import DetachedDiffs
 from dockyard.core.engine import Engine
 from dockyard.core.errors import ContentError, NotFoundError
 from dockyard.core.layer_blobs import LayerBlob, LayerBlobStore
 from dockyard.core.layer_streams import Compression, open_layer
 from dockyard.core.layers import LayerRecord, chain_id
-from dockyard.core.store import sync_filesystem
+from dockyard.core.store import distinct_filesystems, sync_filesystem
 from dockyard.core.timestamps import now_rfc3339
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.core.deferred_flush import FlushNote
+    from dockyard.core.images import ImageStore
 
 __all__ = [
     "CommitResult",
@@ -38,6 +43,7 @@ __all__ = [
     "discard_unused_layers",
     "keep_layer_tar",
     "layer_blobs",
+    "write_off_layers",
 ]
 
 
@@ -54,6 +60,17 @@ def blob_downloads(engine: Engine) -> BlobDownloads:
 def keep_layer_tar(engine: Engine, staged: Path, *, diff_id: str, size: int) -> None:
     """Keep an uncompressed layer tar (already applied) as the layer's blob; image store lock held."""
     layer_blobs(engine).adopt(staged, LayerBlob(diff_id, size, Compression.NONE, diff_id))
+
+
+def write_off_layers(engine: Engine, images: ImageStore, torn: set[str]) -> None:
+    """After a crash cut a flush short: remove every image using one of the `torn` layers (their
+    files may be empty), then those layers and the blobs no layer needs (core/deferred_flush.py)."""
+    with images.locked():
+        for image_id in images.ids():
+            if torn.intersection(images.layers_of(image_id)):
+                images.delete(image_id)
+        engine.layers.remove_unused(images.used_layers(), also=torn)
+        collect_layer_blobs(engine)
 
 
 def discard_unused_layers(engine: Engine) -> None:
@@ -133,6 +150,7 @@ class ImageAssembler:
         self._chains: list[str] = []
         self._sources: list[LayerSource] = []
         self._size = 0
+        self._note: FlushNote | None = None
 
     @property
     def hold(self) -> ExitStack:
@@ -198,42 +216,49 @@ class ImageAssembler:
     ) -> CommitResult:
         """Record the image: adopt the layer blobs, store the manifest, add the image, tag it.
 
-        Nothing here is flushed file by file (an fsync costs a journal commit, tens of ms on a
-        busy disk): the filesystems are synced as barriers instead. The layers and downloaded
-        blobs are on disk before the records that name them are written, those records before
-        any tag points at the image, and the tags before the command reports success.
+        Layer data is not flushed file by file (an fsync costs a journal commit, tens of ms on a
+        busy disk). Without a flush note, the filesystems are synced as barriers: the layers and
+        downloaded blobs are on disk before the records that name them are written, those
+        records before any tag points at the image, and the tags before the command reports
+        success. With a note (`owe_flush`), the layers and blobs are flushed after the command
+        and the note covers them; the image's records and the tags, which other images share,
+        are fsync'd as they are written.
         """
         engine = self._engine
         when = now_rfc3339()
         previous: dict[str, str | None] = {}
-        storage_home = engine.driver_context(DriverKind.STORAGE, engine.storage_name).home
-        for home in _distinct_filesystems(engine.image_home, storage_home):
-            sync_filesystem(home)
+        barriers = self._note is None
+        if barriers:
+            for home in distinct_filesystems(*self._engine.image_homes()):
+                sync_filesystem(home)
         with engine.images.locked():
             for layer in self._sources:
                 if layer.staged is not None:
                     self._blobs.adopt(layer.staged, layer.blob, source=source, durable=False)
                 elif source is not None:
                     self._blobs.add_source(layer.blob.digest, source)
+            durable = not barriers
             if manifest is not None:
-                engine.images.put_blob(manifest, expected=manifest_digest, durable=False)
+                engine.images.put_blob(manifest, expected=manifest_digest, durable=durable)
             image_id = engine.images.add(
-                config=config, layers=self._chains, size=self._size, manifest=manifest_digest, durable=False
+                config=config, layers=self._chains, size=self._size, manifest=manifest_digest, durable=durable
             )
-            sync_filesystem(engine.image_home)
+            if barriers:
+                sync_filesystem(engine.image_home)
             for tag in tags:
-                previous[tag] = engine.images.tag(image_id, tag, when=when, durable=False)
+                previous[tag] = engine.images.tag(image_id, tag, when=when, durable=durable)
             for digest in digests:
-                engine.images.add_digest(image_id, digest, durable=False)
-            if tags or digests:
+                engine.images.add_digest(image_id, digest, durable=durable)
+            if barriers and (tags or digests):
                 sync_filesystem(engine.image_home)
         return CommitResult(image_id, previous)
 
+    def owe_flush(self, chains: Sequence[str]) -> None:
+        """Note durably that the layers `chains` are about to be built and will reach the disk
+        after the command (core/deferred_flush.py); the flush starts when `hold` closes,
+        whether the image was recorded or not."""
+        from dockyard.core.deferred_flush import owe_flush
 
-def _distinct_filesystems(*homes: Path) -> list[Path]:
-    """The directories among `homes` that exist, one per filesystem."""
-    seen: dict[int, Path] = {}
-    for home in homes:
-        if home.is_dir():
-            seen.setdefault(home.stat().st_dev, home)
-    return list(seen.values())
+        if chains and self._note is None:
+            self._note = owe_flush(self._engine.image_home, self._engine.image_homes(), chains)
+            self._hold.callback(self._note.pay_later)

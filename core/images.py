@@ -310,6 +310,11 @@ class ImageStore:
         (self._records / f"{digest_hex(image_id)}.json").unlink(missing_ok=True)
         self._collect_blobs()
 
+    def layers_of(self, image_id: str) -> set[str]:
+        """The chain ids of an image's layers, from its record alone (no config is read)."""
+        record = read_json(self._records / f"{digest_hex(image_id)}.json", default={})
+        return set(record.get("layers", []))
+
     def used_layers(self) -> set[str]:
         """Chain ids of every layer some image still uses."""
         used: set[str] = set()

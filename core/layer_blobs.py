@@ -93,13 +93,14 @@ class LayerBlobStore:
         """Move a verified blob file into the store and record it (a no-op if it is there).
 
         Call with the image store's lock held when an image will use the blob (see the docstring).
-        Without `durable` the caller syncs the filesystem before an image refers to the blob.
+        Without `durable` the caller syncs the filesystem before an image refers to the blob, or a
+        flush note (core/deferred_flush.py) covers it.
         """
         target = self.path(blob)
         with self._locked():
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _move(staged, target)
+                _move(staged, target, durable=durable)
             record_path = self._digests / f"{digest_hex(blob.digest)}.json"
             record = read_json(record_path, default={})
             sources = list(record.get("sources", []))
@@ -169,10 +170,12 @@ def _records(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.name.endswith(".json") and not p.name.startswith(TEMP_PREFIX)]
 
 
-def _move(source: Path, target: Path) -> None:
-    """Flush a file to disk and rename it into place, copying when it is on another filesystem."""
-    with open(source, "rb") as handle:
-        os.fsync(handle.fileno())
+def _move(source: Path, target: Path, *, durable: bool) -> None:
+    """Rename a file into place (flushed first if `durable`), copying when it is on another
+    filesystem."""
+    if durable:
+        with open(source, "rb") as handle:
+            os.fsync(handle.fileno())
     try:
         os.replace(source, target)
     except OSError as exc:
@@ -180,7 +183,8 @@ def _move(source: Path, target: Path) -> None:
             raise
         temp = target.with_name(TEMP_PREFIX + target.name)
         shutil.copyfile(source, temp)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(temp, target)
         source.unlink()

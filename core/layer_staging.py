@@ -4,8 +4,10 @@ Every missing layer is staged by the driver in a child process of its own (core/
 fed by a thread here straight from its blob as it downloads: decompression, hashing and extraction
 of all layers overlap each other and the network, on every core. The layers are then committed
 bottom first, each only once its blob has been verified against its digest and its content against
-its diff_id, so a parent always exists before its child. Anything that fails discards every
-staged layer; a killed process leaves only the driver's scratch space. The layer locks are taken
+its diff_id, so a parent always exists before its child. The new layers reach the disk after the
+command, under a flush note written before the first of them is staged (core/deferred_flush.py).
+Anything that fails discards every staged layer; a killed process leaves only the driver's
+scratch space. The layer locks are taken
 bottom first before any work starts, in the order the one-at-a-time path takes them, so two pulls
 never deadlock.
 """
@@ -56,12 +58,16 @@ def apply_concurrently(
     end every download, so that stagers waiting for bytes give up, before they are waited for."""
     chains: list[str | None] = [None]
     records: list[LayerRecord | None] = []
+    new_chains: list[str] = []
     for layer in pending:
         parent = chains[-1]
         diff_id = layer.source.blob.diff_id
         records.append(layers.claim(parent=parent, diff_id=diff_id, hold=assembler.hold))
         chains.append(chain_id(parent, diff_id))
+        if records[-1] is None:
+            new_chains.append(chain_id(parent, diff_id))
     missing = [index for index, record in enumerate(records) if record is None]
+    assembler.owe_flush(new_chains)
     stacks: list[ExitStack] = []
     with ExitStack() as cleanup, ThreadPoolExecutor(max(len(missing), 1), thread_name_prefix="stage") as pool:
         cleanup.callback(_close_all, stacks)

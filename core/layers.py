@@ -10,7 +10,7 @@ recorded the image that uses it, so a concurrent `rmi` cannot collect it in betw
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +150,13 @@ class LayerStore:
             if entry.name.endswith(".json") and not entry.name.startswith(TEMP_PREFIX)
         ]
 
-    def remove_unused(self, used: set[str]) -> list[str]:
+    def remove_unused(self, used: set[str], *, also: Iterable[str] = ()) -> list[str]:
         """Remove every layer no image uses and no command is creating; returns their chain ids.
+        `also` names layers to remove even if their record is gone (torn by a crash).
 
         Children go before parents so a driver never sees a parent removed under a child.
         """
-        unused = [chain for chain in self.chain_ids() if chain not in used]
+        unused = [chain for chain in {*self.chain_ids(), *also} if chain not in used]
         depth = {chain: self._depth(chain) for chain in unused}
         removed = []
         for chain in sorted(unused, key=lambda c: depth[c], reverse=True):

@@ -28,10 +28,13 @@ __all__ = [
     "atomic_output",
     "atomic_write",
     "clean_stale_scratch",
+    "distinct_filesystems",
     "file_lock",
+    "fsync_directory",
     "new_id",
     "read_json",
     "scratch_dir",
+    "still_names",
     "sync_filesystem",
     "write_json",
 ]
@@ -64,7 +67,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
             os.unlink(temp)
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
 
 
 @contextlib.contextmanager
@@ -87,7 +90,8 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
         temp.unlink(missing_ok=True)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make the entries of `directory` (a rename, a new or removed file) durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -111,6 +115,15 @@ def sync_filesystem(path: Path) -> None:
             raise StoreError(f"cannot flush {path} to disk: {os.strerror(ctypes.get_errno())}")
     finally:
         os.close(fd)
+
+
+def distinct_filesystems(*homes: Path) -> list[Path]:
+    """The directories among `homes` that exist, one per filesystem (what syncfs needs)."""
+    seen: dict[int, Path] = {}
+    for home in homes:
+        if home.is_dir():
+            seen.setdefault(home.stat().st_dev, home)
+    return list(seen.values())
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -158,7 +171,7 @@ def file_lock(
                     yield False
                     return
                 raise
-            if removable and not _names(path, fd):
+            if removable and not still_names(path, fd):
                 continue  # its holder removed the file meanwhile: lock the one there now
             try:
                 yield True
@@ -171,8 +184,8 @@ def file_lock(
             os.close(fd)
 
 
-def _names(path: Path, fd: int) -> bool:
-    """Whether `path` is still the open file `fd`."""
+def still_names(path: Path, fd: int) -> bool:
+    """Whether `path` is still the open file `fd` (a lock file its holder may have removed)."""
     try:
         return os.path.samestat(os.stat(path), os.fstat(fd))
     except FileNotFoundError:

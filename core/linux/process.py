@@ -1,19 +1,23 @@
 """Per-process switches a container's first process flips before it runs the user's program.
 
 prctl(2) flags (dumpable, no_new_privs, child subreaper), close_range(2) to keep host descriptors
-from leaking into the container, the controlling terminal, and signal dispositions.
+from leaking into the container, the controlling terminal, and signal dispositions. Forked helpers
+of the engine's own (layer stagers, the flusher) close what they did not get for their job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
+import os
 import signal
 import termios
 
 from dockyard.core.linux.libc import check, libc
 
 __all__ = [
+    "close_fds_except",
     "mark_fds_cloexec",
     "reset_signals",
     "set_child_subreaper",
@@ -51,6 +55,16 @@ def mark_fds_cloexec(first: int = 3) -> None:
     close_range = libc().close_range
     close_range.argtypes = (ctypes.c_uint, ctypes.c_uint, ctypes.c_int)
     check(close_range(first, 0xFFFFFFFF, _CLOSE_RANGE_CLOEXEC), "close_range")
+
+
+def close_fds_except(keep: set[int]) -> None:
+    """Close every descriptor this process has except `keep` (a forked helper that must not
+    hold its parent's locks and pipes open)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def set_controlling_terminal(fd: int) -> None:

@@ -221,7 +221,7 @@ class OverlayDriver:
 
     def commit_diff(self, staged: StagedDiff, layer_id: str, parent: str | None) -> None:
         """Make a staged diff the layer `layer_id` on `parent`: its link and record, one rename.
-        The record is not flushed here: the core syncs the filesystem before recording the image."""
+        The record is not flushed here: the core flushes the filesystem (core/deferred_flush.py)."""
         with _failing(f"committing layer {layer_id}"):
             self._place(staged.location, layer_id, parent, container=False, durable=False)
 
