@@ -151,6 +151,7 @@ class ImageAssembler:
         self._sources: list[LayerSource] = []
         self._size = 0
         self._note: FlushNote | None = None
+        self._unflushed_layers = False  # layers built here that no flush note covers
 
     @property
     def hold(self) -> ExitStack:
@@ -199,9 +200,11 @@ class ImageAssembler:
                 reader = raw if progress is None else cast(BinaryIO, _CountingReader(raw, progress))
                 yield open_layer(reader, blob.compression, compressed_size=blob.size)
 
+        known = self._engine.layers.get(chain_id(self._parent, blob.diff_id)) is not None
         layer = self._engine.layers.ensure(
             parent=self._parent, diff_id=blob.diff_id, archive=archive, hold=self._hold
         )
+        self._unflushed_layers = self._unflushed_layers or not known
         self.add_record(layer, source)
 
     def commit(
@@ -217,24 +220,27 @@ class ImageAssembler:
         """Record the image: adopt the layer blobs, store the manifest, add the image, tag it.
 
         Layer data is not flushed file by file (an fsync costs a journal commit, tens of ms on a
-        busy disk). Without a flush note, the filesystems are synced as barriers: the layers and
-        downloaded blobs are on disk before the records that name them are written, those
-        records before any tag points at the image, and the tags before the command reports
-        success. With a note (`owe_flush`), the layers and blobs are flushed after the command
-        and the note covers them; the image's records and the tags, which other images share,
-        are fsync'd as they are written.
+        busy disk). Layers built one by one (`add_layer`) are covered by barriers: the
+        filesystems are synced so that the layers and downloaded blobs are on disk before the
+        records that name them are written, those records before any tag points at the image,
+        and the tags before the command reports success. Layers staged under a flush note
+        (`owe_flush`) reach the disk after the command, and the note covers them; the image's
+        records and the tags, which other images share, are then fsync'd as they are written,
+        as they are when every layer already existed (a pull of an image that is up to date
+        waits for no other writer's data, which a syncfs would).
         """
         engine = self._engine
         when = now_rfc3339()
         previous: dict[str, str | None] = {}
-        barriers = self._note is None
+        barriers = self._unflushed_layers
         if barriers:
-            for home in distinct_filesystems(*self._engine.image_homes()):
+            for home in distinct_filesystems(*engine.image_homes()):
                 sync_filesystem(home)
+        blobs_durable = not barriers and self._note is None  # else synced already, or noted
         with engine.images.locked():
             for layer in self._sources:
                 if layer.staged is not None:
-                    self._blobs.adopt(layer.staged, layer.blob, source=source, durable=False)
+                    self._blobs.adopt(layer.staged, layer.blob, source=source, durable=blobs_durable)
                 elif source is not None:
                     self._blobs.add_source(layer.blob.digest, source)
             durable = not barriers
