@@ -117,8 +117,8 @@ class LayerStore:
 
     def add_staged(self, driver: DetachedDiffs, staged: StagedDiff, *, parent: str | None) -> LayerRecord:
         """Commit a diff staged (and checked) by a DetachedDiffs driver as the layer on `parent`,
-        claimed beforehand. Nothing is flushed: the caller syncs the filesystem before it records
-        an image using the layer."""
+        claimed beforehand. Nothing is flushed: the layer is under the caller's flush note
+        (core/deferred_flush.py)."""
         chain = chain_id(parent, staged.diff.digest)
         layer_id = digest_hex(chain)
         driver.commit_diff(staged, layer_id, digest_hex(parent) if parent else None)

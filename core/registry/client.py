@@ -299,7 +299,7 @@ class RegistryClient:
         kept: a complete blob is only verified, a partial one continues with an HTTP range, and if
         what was there turns out wrong the blob is downloaded again from the start (`restarted` is
         told). Each chunk is in the file (not flushed to disk) before `progress` hears of it, so
-        another reader can follow the download; the store syncs the filesystem when it commits.
+        another reader can follow the download; the image store makes it durable (image_assembly).
         """
         with destination.open("r+b" if resume and destination.exists() else "w+b") as out:
             hasher, written = _hash_existing(out, descriptor)
