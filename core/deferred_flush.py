@@ -27,7 +27,9 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from dockyard.core.errors import DockyardError
 from dockyard.core.log import get_logger
 from dockyard.core.store import distinct_filesystems, fsync_directory, new_id, still_names, sync_filesystem
 
@@ -113,19 +115,35 @@ def _settle(path: Path, homes: Callable[[], Sequence[Path]], write_off: Callable
             return  # its flusher (or its pull) is at work
         if not still_names(path, fd):
             return  # removed by its flusher just before we locked it
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read()
-        note = json.loads(data) if data else {}
+        note = _read_note(fd)
         if note.get("boot_id") == boot_id():
             for home in distinct_filesystems(*homes()):
                 sync_filesystem(home)
         elif note:
             layers = set(note.get("layers", []))
             log.warning("removing images whose layers were not on disk before a crash", layers=sorted(layers))
-            write_off(layers)
+            try:
+                write_off(layers)
+            except DockyardError as exc:  # the next command tries again; this one goes on
+                log.warning(
+                    "could not remove the images of an unflushed note", note=str(path), error=str(exc)
+                )
+                return
         path.unlink(missing_ok=True)
     finally:
         os.close(fd)
+
+
+def _read_note(fd: int) -> dict[str, Any]:
+    """A note's content; {} for one a crash cut short while it was written (before any layer
+    it would have named was staged, so there is nothing to undo)."""
+    with os.fdopen(os.dup(fd), "rb") as handle:
+        data = handle.read()
+    try:
+        note = json.loads(data)
+    except ValueError:
+        return {}
+    return note if isinstance(note, dict) else {}
 
 
 def _flusher(note: Path, fd: int, homes: Sequence[Path]) -> None:

@@ -93,3 +93,13 @@ def test_a_note_held_by_its_flusher_is_left_to_it(dockyard: Dockyard, registry: 
         assert _repositories(dockyard) == {f"{registry.host}/flush/busy"}
         assert note.exists()
     assert _repositories(dockyard) == set()  # its "flusher" is gone: the crash is written off
+
+
+def test_a_note_cut_short_by_a_crash_is_dropped(dockyard: Dockyard, registry: Registry) -> None:
+    """A crash while the note itself was written (before any layer was staged) leaves zeros."""
+    RegistryApi(registry.host).push_image("flush/cut", "1", [layer_tar({"a": os.urandom(50_000)})])
+    _settled_pull(dockyard, f"{registry.host}/flush/cut:1")
+    note = _plant_note(dockyard, _EARLIER_BOOT, [])
+    note.write_bytes(bytes(64))
+    assert _repositories(dockyard) == {f"{registry.host}/flush/cut"}
+    assert not note.exists()
