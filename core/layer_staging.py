@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from dockyard.core.download_feed import DownloadInterrupted
 from dockyard.core.forked_stage import stage_in_child
 from dockyard.core.layers import LayerRecord, chain_id
+from dockyard.core.linux.malloc import keep_freed_buffers
 
 if TYPE_CHECKING:
     from dockyard.core.drivers import DetachedDiffs, StagedDiff
@@ -68,6 +69,7 @@ def apply_concurrently(
             new_chains.append(chain_id(parent, diff_id))
     missing = [index for index, record in enumerate(records) if record is None]
     assembler.owe_flush(new_chains)
+    keep_freed_buffers()  # before the stagers fork: they inherit it
     stacks: list[ExitStack] = []
     with ExitStack() as cleanup, ThreadPoolExecutor(max(len(missing), 1), thread_name_prefix="stage") as pool:
         cleanup.callback(_close_all, stacks)
