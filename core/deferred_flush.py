@@ -1,16 +1,18 @@
-"""Flushing a pull's new layers to disk after the command has returned, and what a crash costs.
+"""Flushing new layers to disk after the command has returned, and what a crash costs.
 
-A pull writes hundreds of megabytes of layer files through the page cache. Waiting for the disk
-to take them all before recording the image cost a third of a pull's time; podman and Docker never
-flush layer data, and after a power loss their layers may hold empty files that nothing detects.
-Dockyard flushes after the command returns and keeps a durable note of what is not on disk yet:
+A pull (or a load) writes hundreds of megabytes of layer files through the page cache. Waiting for
+the disk to take them all before recording the image cost a third of a pull's time; podman and
+Docker never flush layer data, and after a power loss their layers may hold empty files that
+nothing detects. Dockyard flushes after the command returns and keeps durable notes of what is
+not on disk yet:
 
-1. Before the first new layer is staged, the pull writes a note naming the new layers and the
-   boot it runs in (`unflushed/<id>.json`, fsync'd) and locks it.
+1. Before a new layer is built, the command writes a note naming it (all of an image's new layers
+   at once when they are staged together) and the boot it runs in (`unflushed/<id>.json`,
+   fsync'd), and locks it.
 2. Records that other images share (tags) and the image's own are fsync'd one by one as they are
    written; the layers, their records and their blobs are not.
-3. When the pull ends, a detached process inherits the note's lock, syncs the filesystems
-   (syncfs(2)), removes the note and exits.
+3. When the command is done with the image, a detached process inherits the notes' locks, syncs
+   the filesystems (syncfs(2)), removes the notes and exits.
 
 The next command that opens the image store lists the notes (one failed listing when there are
 none). A locked note belongs to a flush under way. A note from this boot whose flusher is gone (it
@@ -33,7 +35,7 @@ from dockyard.core.errors import DockyardError
 from dockyard.core.log import get_logger
 from dockyard.core.store import distinct_filesystems, fsync_directory, new_id, still_names, sync_filesystem
 
-__all__ = ["FlushNote", "owe_flush", "settle_notes"]
+__all__ = ["FlushNotes", "settle_notes"]
 
 NOTES_DIR = "unflushed"
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -46,46 +48,52 @@ def boot_id() -> str:
     return _BOOT_ID.read_text().strip()
 
 
-class FlushNote:
-    """A locked note naming layers not yet on disk; `pay_later` hands it to a detached flusher."""
+class FlushNotes:
+    """The locked notes of one command, each naming layers not yet on disk; `pay_later` hands
+    them all to one detached flusher."""
 
-    def __init__(self, path: Path, fd: int, homes: Sequence[Path]) -> None:
-        self.path = path
-        self._fd = fd
-        self._homes = homes
+    def __init__(self, image_home: Path, homes: Sequence[Path]) -> None:
+        self._directory = image_home / NOTES_DIR
+        self._homes = distinct_filesystems(*homes)
+        self._notes: list[tuple[Path, int]] = []
+        self.layers: set[str] = set()
+
+    def add(self, layers: Sequence[str]) -> None:
+        """Durably note that `layers` (chain ids) are about to be written and not flushed,
+        before any of them exists; the note stays locked by this process and, later, by its
+        flusher."""
+        self._directory.mkdir(parents=True, exist_ok=True)
+        path = self._directory / f"{new_id()}.json"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with os.fdopen(os.dup(fd), "wb") as note:
+                note.write(json.dumps({"boot_id": boot_id(), "layers": list(layers)}).encode())
+                note.flush()
+                os.fsync(note.fileno())
+            fsync_directory(self._directory)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._notes.append((path, fd))
+        self.layers.update(layers)
 
     def pay_later(self) -> None:
-        """Fork a detached process that syncs the filesystems of the homes, then removes the note;
-        return at once. The flusher keeps nothing of this process open but the note, so no lock
-        or pipe of the command outlives it."""
+        """Fork a detached process that syncs the filesystems of the homes, then removes the
+        notes; return at once. The flusher keeps nothing of this process open but the notes, so
+        no lock or pipe of the command outlives it."""
+        if not self._notes:
+            return
         try:
             pid = os.fork()
             if pid == 0:
-                _flusher(self.path, self._fd, self._homes)
+                _flusher(self._notes, self._homes)
             os.waitpid(pid, 0)
         finally:
-            os.close(self._fd)
-
-
-def owe_flush(image_home: Path, homes: Sequence[Path], layers: Sequence[str]) -> FlushNote:
-    """Durably note that `layers` (chain ids) are about to be written and not flushed, before
-    any of them exists; the note stays locked by this process and, later, by its flusher."""
-    directory = image_home / NOTES_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{new_id()}.json"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(os.dup(fd), "wb") as note:
-            note.write(json.dumps({"boot_id": boot_id(), "layers": list(layers)}).encode())
-            note.flush()
-            os.fsync(note.fileno())
-        fsync_directory(directory)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    return FlushNote(path, fd, distinct_filesystems(*homes))
+            for _, fd in self._notes:
+                os.close(fd)
+            self._notes.clear()
 
 
 def settle_notes(
@@ -146,24 +154,25 @@ def _read_note(fd: int) -> dict[str, Any]:
     return note if isinstance(note, dict) else {}
 
 
-def _flusher(note: Path, fd: int, homes: Sequence[Path]) -> None:
+def _flusher(notes: list[tuple[Path, int]], homes: Sequence[Path]) -> None:
     """The detached flusher's whole life (in a grandchild, so nobody waits for it): sync, remove
-    the note, exit. It never returns into the code it was forked from; if a sync fails, the note
-    stays for the next command to settle."""
+    the notes, exit. It never returns into the code it was forked from; if a sync fails, the
+    notes stay for the next command to settle."""
     from dockyard.core.linux.process import close_fds_except
 
     try:
         os.setsid()
         if os.fork() != 0:
             os._exit(0)
-        close_fds_except({fd})
+        close_fds_except({fd for _, fd in notes})
         null = os.open(os.devnull, os.O_RDWR)
         for standard in (0, 1, 2):
             os.dup2(null, standard)
         os.close(null)
         for home in homes:
             sync_filesystem(home)
-        note.unlink()
-        fsync_directory(note.parent)
+        for note, _ in notes:
+            note.unlink()
+            fsync_directory(note.parent)
     finally:
         os._exit(0)

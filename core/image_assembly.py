@@ -25,12 +25,11 @@ from dockyard.core.errors import ContentError, NotFoundError
 from dockyard.core.layer_blobs import LayerBlob, LayerBlobStore
 from dockyard.core.layer_streams import Compression, open_layer
 from dockyard.core.layers import LayerRecord, chain_id
-from dockyard.core.store import distinct_filesystems, sync_filesystem
 from dockyard.core.timestamps import now_rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dockyard.core.deferred_flush import FlushNote
+    from dockyard.core.deferred_flush import FlushNotes
     from dockyard.core.images import ImageStore
 
 __all__ = [
@@ -150,8 +149,7 @@ class ImageAssembler:
         self._chains: list[str] = []
         self._sources: list[LayerSource] = []
         self._size = 0
-        self._note: FlushNote | None = None
-        self._unflushed_layers = False  # layers built here that no flush note covers
+        self._notes: FlushNotes | None = None
 
     @property
     def hold(self) -> ExitStack:
@@ -200,11 +198,12 @@ class ImageAssembler:
                 reader = raw if progress is None else cast(BinaryIO, _CountingReader(raw, progress))
                 yield open_layer(reader, blob.compression, compressed_size=blob.size)
 
-        known = self._engine.layers.get(chain_id(self._parent, blob.diff_id)) is not None
+        chain = chain_id(self._parent, blob.diff_id)
+        if self._engine.layers.get(chain) is None:
+            self.owe_flush([chain])
         layer = self._engine.layers.ensure(
             parent=self._parent, diff_id=blob.diff_id, archive=archive, hold=self._hold
         )
-        self._unflushed_layers = self._unflushed_layers or not known
         self.add_record(layer, source)
 
     def commit(
@@ -219,52 +218,41 @@ class ImageAssembler:
     ) -> CommitResult:
         """Record the image: adopt the layer blobs, store the manifest, add the image, tag it.
 
-        Layer data is not flushed file by file (an fsync costs a journal commit, tens of ms on a
-        busy disk). Layers built one by one (`add_layer`) are covered by barriers: the
-        filesystems are synced so that the layers and downloaded blobs are on disk before the
-        records that name them are written, those records before any tag points at the image,
-        and the tags before the command reports success. Layers staged under a flush note
-        (`owe_flush`) reach the disk after the command, and the note covers them; the image's
-        records and the tags, which other images share, are then fsync'd as they are written,
-        as they are when every layer already existed (a pull of an image that is up to date
-        waits for no other writer's data, which a syncfs would).
+        The layers built for it, and their blobs, reach the disk after the command under flush
+        notes (`owe_flush`); the image's records and the tags, which other images share, are
+        fsync'd as they are written. A blob downloaded for a layer that already existed is
+        fsync'd too: no note covers it.
         """
         engine = self._engine
         when = now_rfc3339()
         previous: dict[str, str | None] = {}
-        barriers = self._unflushed_layers
-        if barriers:
-            for home in distinct_filesystems(*engine.image_homes()):
-                sync_filesystem(home)
-        blobs_durable = not barriers and self._note is None  # else synced already, or noted
+        owed = self._notes.layers if self._notes is not None else set()
         with engine.images.locked():
-            for layer in self._sources:
+            for chain, layer in zip(self._chains, self._sources, strict=True):
                 if layer.staged is not None:
-                    self._blobs.adopt(layer.staged, layer.blob, source=source, durable=blobs_durable)
+                    self._blobs.adopt(layer.staged, layer.blob, source=source, durable=chain not in owed)
                 elif source is not None:
                     self._blobs.add_source(layer.blob.digest, source)
-            durable = not barriers
             if manifest is not None:
-                engine.images.put_blob(manifest, expected=manifest_digest, durable=durable)
+                engine.images.put_blob(manifest, expected=manifest_digest)
             image_id = engine.images.add(
-                config=config, layers=self._chains, size=self._size, manifest=manifest_digest, durable=durable
+                config=config, layers=self._chains, size=self._size, manifest=manifest_digest
             )
-            if barriers:
-                sync_filesystem(engine.image_home)
             for tag in tags:
-                previous[tag] = engine.images.tag(image_id, tag, when=when, durable=durable)
+                previous[tag] = engine.images.tag(image_id, tag, when=when)
             for digest in digests:
-                engine.images.add_digest(image_id, digest, durable=durable)
-            if barriers and (tags or digests):
-                sync_filesystem(engine.image_home)
+                engine.images.add_digest(image_id, digest)
         return CommitResult(image_id, previous)
 
     def owe_flush(self, chains: Sequence[str]) -> None:
         """Note durably that the layers `chains` are about to be built and will reach the disk
         after the command (core/deferred_flush.py); the flush starts when `hold` closes,
         whether the image was recorded or not."""
-        from dockyard.core.deferred_flush import owe_flush
+        if not chains:
+            return
+        if self._notes is None:
+            from dockyard.core.deferred_flush import FlushNotes
 
-        if chains and self._note is None:
-            self._note = owe_flush(self._engine.image_home, self._engine.image_homes(), chains)
-            self._hold.callback(self._note.pay_later)
+            self._notes = FlushNotes(self._engine.image_home, self._engine.image_homes())
+            self._hold.callback(self._notes.pay_later)
+        self._notes.add(chains)

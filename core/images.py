@@ -113,15 +113,14 @@ class ImageStore:
 
     # blobs
 
-    def put_blob(self, data: bytes, *, expected: str | None = None, durable: bool = True) -> str:
-        """Store `data` under its sha256 digest, checking it against `expected` when given
-        (`durable`: see store.atomic_write)."""
+    def put_blob(self, data: bytes, *, expected: str | None = None) -> str:
+        """Store `data` under its sha256 digest, checking it against `expected` when given."""
         digest = sha256_digest(data)
         if expected is not None and validate_digest(expected) != digest:
             raise ContentError(f"content digest mismatch: expected {expected}, got {digest}")
         path = self._blobs / digest_hex(digest)
         if not path.exists():
-            atomic_write(path, data, durable=durable)
+            atomic_write(path, data)
         return digest
 
     def get_blob(self, digest: str, *, verify: bool = True) -> bytes:
@@ -166,8 +165,8 @@ class ImageStore:
         data.setdefault("tagged_at", {})
         return data
 
-    def _write_references(self, data: dict[str, dict[str, str]], *, durable: bool = True) -> None:
-        write_json(self._references, data, durable=durable)
+    def _write_references(self, data: dict[str, dict[str, str]]) -> None:
+        write_json(self._references, data)
 
     # images
 
@@ -179,12 +178,10 @@ class ImageStore:
         size: int,
         manifest: str | None = None,
         parent: str | None = None,
-        durable: bool = True,
     ) -> str:
         """Record an image whose layers already exist; returns its id (the config digest).
 
         Call with the lock held, so a concurrent removal cannot collect the layers in between.
-        Without `durable` the caller syncs the store before anything refers to the image.
         """
         if len(config) > MAX_CONFIG_SIZE:
             raise ContentError("image config is larger than 8 MiB")
@@ -195,9 +192,9 @@ class ImageStore:
         diff_ids = parsed.get("rootfs", {}).get("diff_ids", [])
         if len(diff_ids) != len(layers):
             raise ContentError(f"image config lists {len(diff_ids)} layers but {len(layers)} were given")
-        image_id = self.put_blob(config, durable=durable)
+        image_id = self.put_blob(config)
         record = {"layers": layers, "size": size, "manifest": manifest, "parent": parent}
-        write_json(self._records / f"{digest_hex(image_id)}.json", record, durable=durable)
+        write_json(self._records / f"{digest_hex(image_id)}.json", record)
         return image_id
 
     def ids(self) -> list[str]:
@@ -272,20 +269,20 @@ class ImageStore:
         shown = reference.familiar() if reference is not None else text
         raise NotFoundError(f"No such image: {shown}")
 
-    def tag(self, image_id: str, reference: str, *, when: str, durable: bool = True) -> str | None:
+    def tag(self, image_id: str, reference: str, *, when: str) -> str | None:
         """Point `reference` (normalised) at an image; returns the image it pointed at before."""
         references = self._read_references()
         previous = references["tags"].get(reference)
         references["tags"][reference] = image_id
         references["tagged_at"][reference] = when
-        self._write_references(references, durable=durable)
+        self._write_references(references)
         return previous
 
-    def add_digest(self, image_id: str, name_at_digest: str, *, durable: bool = True) -> None:
+    def add_digest(self, image_id: str, name_at_digest: str) -> None:
         """Record that `name@digest` (a manifest digest) names an image."""
         references = self._read_references()
         references["digests"][name_at_digest] = image_id
-        self._write_references(references, durable=durable)
+        self._write_references(references)
 
     def untag(self, reference: str) -> str:
         """Remove a tag or digest reference; returns the image id it pointed at."""

@@ -93,8 +93,7 @@ class LayerBlobStore:
         """Move a verified blob file into the store and record it (a no-op if it is there).
 
         Call with the image store's lock held when an image will use the blob (see the docstring).
-        Without `durable` the caller syncs the filesystem before an image refers to the blob, or a
-        flush note (core/deferred_flush.py) covers it.
+        Without `durable`, a flush note (core/deferred_flush.py) covers the blob.
         """
         target = self.path(blob)
         with self._locked():

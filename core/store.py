@@ -130,7 +130,7 @@ def read_json(path: Path, default: Any = None) -> Any:
     """Read a JSON record; a missing file gives `default`, a corrupt one a StoreError.
 
     An empty file counts as missing: a record written without `durable` and cut short by a power
-    loss before its writer's `sync_filesystem` (atomic writes never leave one otherwise).
+    loss before the flush that covers it (atomic writes never leave one otherwise).
     """
     try:
         with path.open("rb") as handle:

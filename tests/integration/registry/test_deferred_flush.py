@@ -13,11 +13,22 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from dockyard.core.layers import chain_id
 from tests.conftest import Dockyard, processes_naming, wait_until
 from tests.integration.registry.support import Registry, RegistryApi, digest_of, layer_tar
 
 _EARLIER_BOOT = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture(params=["overlay", "vfs"])
+def driver(request: pytest.FixtureRequest, dockyard: Dockyard) -> str:
+    """overlay stages an image's layers together under one note; vfs builds them one by one,
+    a note each."""
+    name: str = request.param
+    dockyard.env["DOCKYARD_STORAGE_DRIVER"] = name
+    return name
 
 
 def _notes(dockyard: Dockyard) -> list[Path]:
@@ -44,14 +55,18 @@ def _repositories(dockyard: Dockyard) -> set[str]:
     return set(dockyard("images", "--format", "{{.Repository}}").stdout.split())
 
 
-def test_a_pull_flushes_after_returning_and_leaves_no_note(dockyard: Dockyard, registry: Registry) -> None:
+def test_a_pull_flushes_after_returning_and_leaves_no_note(
+    dockyard: Dockyard, registry: Registry, driver: str
+) -> None:
     RegistryApi(registry.host).push_image("flush/one", "1", [layer_tar({"a": os.urandom(100_000)})])
     _settled_pull(dockyard, f"{registry.host}/flush/one:1")
     assert list(dockyard.root.glob("image-store/*/unflushed/*")) == []
     assert _repositories(dockyard) == {f"{registry.host}/flush/one"}
 
 
-def test_after_a_crash_images_on_unflushed_layers_are_removed(dockyard: Dockyard, registry: Registry) -> None:
+def test_after_a_crash_images_on_unflushed_layers_are_removed(
+    dockyard: Dockyard, registry: Registry, driver: str
+) -> None:
     api = RegistryApi(registry.host)
     base, top, other_top, unrelated = (layer_tar({name: os.urandom(50_000)}) for name in "btou")
     api.push_image("flush/torn", "1", [base, top])
