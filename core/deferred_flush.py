@@ -27,13 +27,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from dockyard.core.errors import DockyardError
 from dockyard.core.log import get_logger
 from dockyard.core.store import distinct_filesystems, fsync_directory, new_id, still_names, sync_filesystem
+
+TYPE_CHECKING = False  # every command that lists images passes here: typing stays unloaded
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 __all__ = ["FlushNotes", "settle_notes"]
 
