@@ -6,10 +6,9 @@ of all layers overlap each other and the network, on every core. The layers are 
 bottom first, each only once its blob has been verified against its digest and its content against
 its diff_id, so a parent always exists before its child. The new layers reach the disk after the
 command, under a flush note written before the first of them is staged (core/deferred_flush.py).
-Anything that fails discards every staged layer; a killed process leaves only the driver's
-scratch space. The layer locks are taken
-bottom first before any work starts, in the order the one-at-a-time path takes them, so two pulls
-never deadlock.
+Anything that fails discards every staged layer; a killed process leaves only the driver's scratch
+space. The layer locks are taken bottom first before any work starts, in the order the
+one-at-a-time path takes them, so two pulls never deadlock.
 """
 
 from __future__ import annotations
@@ -63,10 +62,11 @@ def apply_concurrently(
     for layer in pending:
         parent = chains[-1]
         diff_id = layer.source.blob.diff_id
+        chain = chain_id(parent, diff_id)
         records.append(layers.claim(parent=parent, diff_id=diff_id, hold=assembler.hold))
-        chains.append(chain_id(parent, diff_id))
+        chains.append(chain)
         if records[-1] is None:
-            new_chains.append(chain_id(parent, diff_id))
+            new_chains.append(chain)
     missing = [index for index, record in enumerate(records) if record is None]
     assembler.owe_flush(new_chains)
     keep_freed_buffers()  # before the stagers fork: they inherit it
