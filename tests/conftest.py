@@ -157,13 +157,13 @@ def busybox(dockyard: Dockyard, busybox_tar: Path) -> str:
     return "busybox"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+def wait_until(condition: Callable[[], bool], timeout: float = 20, interval: float = 0.05) -> None:
+    """Poll `condition` every `interval` seconds until it holds; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail("condition not reached in time")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 @pytest.fixture

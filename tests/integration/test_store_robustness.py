@@ -7,13 +7,12 @@ import os
 import random
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Dockyard
+from tests.conftest import Dockyard, wait_until
 
 # Where each driver keeps its layers under its home, and a layer's tree inside its entry there.
 LAYER_TREES = {"vfs": ("dir", "."), "overlay": ("layers", "diff")}
@@ -90,14 +89,6 @@ def test_twenty_concurrent_commands_leave_a_consistent_store(
     )
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
 def test_killed_import_leaves_a_usable_store(
     dockyard: Dockyard, driver: str, busybox_tar: Path
@@ -113,7 +104,9 @@ def test_killed_import_leaves_a_usable_store(
     process.stdin.write(data[: len(data) // 2])
     process.stdin.flush()
     scratch = dockyard.root / "tmp"
-    _wait_for(lambda: scratch.is_dir() and any(p.is_dir() for p in scratch.iterdir()))
+    wait_until(
+        lambda: scratch.is_dir() and any(p.is_dir() for p in scratch.iterdir()), timeout=30, interval=0.01
+    )
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     process.stdin.close()
@@ -138,8 +131,10 @@ def test_killed_layer_apply_is_rebuilt(dockyard: Dockyard, driver: str, tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     # os.walk, not rglob: the import's scratch directories come and go while the poll walks them.
-    _wait_for(
-        lambda: any(name.startswith("file1") for _, _, names in os.walk(layer_root) for name in names)
+    wait_until(
+        lambda: any(name.startswith("file1") for _, _, names in os.walk(layer_root) for name in names),
+        timeout=30,
+        interval=0.01,
     )
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
