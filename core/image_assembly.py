@@ -198,11 +198,12 @@ class ImageAssembler:
                 reader = raw if progress is None else cast(BinaryIO, _CountingReader(raw, progress))
                 yield open_layer(reader, blob.compression, compressed_size=blob.size)
 
-        chain = chain_id(self._parent, blob.diff_id)
-        if self._engine.layers.get(chain) is None:
-            self.owe_flush([chain])
         layer = self._engine.layers.ensure(
-            parent=self._parent, diff_id=blob.diff_id, archive=archive, hold=self._hold
+            parent=self._parent,
+            diff_id=blob.diff_id,
+            archive=archive,
+            hold=self._hold,
+            before_build=lambda chain: self.owe_flush([chain]),
         )
         self.add_record(layer, source)
 

@@ -78,16 +78,20 @@ class LayerStore:
         diff_id: str,
         archive: Callable[[], AbstractContextManager[BinaryIO]],
         hold: ExitStack,
+        before_build: Callable[[str], None] | None = None,
     ) -> LayerRecord:
         """Return the layer `diff_id` on `parent`, creating it from `archive()` if it is missing.
 
-        The layer's lock stays held until `hold` closes. A diff whose digest is not `diff_id`
+        The layer's lock stays held until `hold` closes; `before_build(chain_id)` is called under
+        it when this call is the one that builds the layer. A diff whose digest is not `diff_id`
         is removed and raises ContentError.
         """
         existing = self.claim(parent=parent, diff_id=diff_id, hold=hold)
         if existing is not None:
             return existing
         chain = chain_id(parent, diff_id)
+        if before_build is not None:
+            before_build(chain)
         layer_id = digest_hex(chain)
         self.driver.create_layer(layer_id, digest_hex(parent) if parent else None)
         try:
